@@ -1,0 +1,395 @@
+"""Layers, each with its forward and its backward side by side.
+
+Forward: a layer takes a chunk of the spike train of the layer below, shaped
+``(T_chunk, B, *in_shape)``, and returns its own ``(T_chunk, B, *out_shape)``. State that lives
+longer than a chunk (membrane potentials, spike counts, the input counts x(T)) stays in the
+layer until the next :meth:`Layer.reset`, so the network can run the T steps chunk by chunk.
+
+Backward (algorithm.md, "one pass on accumulated quantities"): a layer takes dE/d(its output
+spike counts) ``(B, *out_shape)`` and returns dE/d(its input spike counts) ``(B, *in_shape)``,
+storing dE/dW for its parameters in ``self.grads``. It runs once per iteration, on the
+statistics the forward accumulated, whatever T was.
+
+Linear mode (for the whole-chain finite-difference test, algorithm.md): every neuron is
+replaced by a frozen gain, ``z = gain * (W z_prev)``, which makes the network an ordinary
+differentiable function; the same backward code then computes its exact gradient.
+
+Shapes are channels-last inside the network: a feature map is ``(H, W, C)``.
+"""
+from __future__ import annotations
+
+import math
+
+from . import ops
+from .neurons import NeuronState, integrate_and_fire, lif_derivative
+
+
+class Layer:
+    """Base class: no parameters, no state."""
+
+    def __init__(self, name: str | None = None):
+        self.name = name
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.training = False
+        self.linear = False
+
+    def build(self, backend, in_shape):
+        """Bind to a backend, allocate parameters; return the per-sample output shape."""
+        self.xp, self.dtype = backend.xp, backend.dtype
+        self.in_shape = tuple(in_shape)
+        self.out_shape = self.output_shape(self.in_shape)
+        return self.out_shape
+
+    def output_shape(self, in_shape):
+        return in_shape
+
+    def init_parameters(self, rng, gain):
+        """Draw weights ~ N(0, sqrt(gain / fan_in)) (section 4.1.1)."""
+
+    def reset(self, batch_size, training, linear=False, rng=None):
+        """Start a new forward pass over T steps for ``batch_size`` samples."""
+        self.batch_size = batch_size
+        self.training = training
+        self.linear = linear
+
+    def sublayers(self):
+        return [self]
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.name})"
+
+
+# ------------------------------------------------------------------------------------------
+# Linear maps with weights: net = W x (eq 3.3), dE/dW = delta x(T)^T (eqs 3.24-3.25)
+# ------------------------------------------------------------------------------------------
+
+class _Weighted(Layer):
+    """Shared bookkeeping of Conv2d and Linear: weight init and the input count x(T) (eq 3.3)."""
+
+    def init_parameters(self, rng, gain):
+        shape = self.weight_shape
+        fan_in = math.prod(shape[1:])
+        std = math.sqrt(gain / fan_in)
+        self.params["weight"] = (rng.standard_normal(shape, dtype=self.dtype) * std).astype(self.dtype)
+
+    def reset(self, batch_size, training, linear=False, rng=None):
+        super().reset(batch_size, training, linear, rng)
+        self.input_count = self.xp.zeros((batch_size,) + self.in_shape, self.dtype) if training else None
+
+    def count_input(self, x):
+        """x(T) = sum_t s_t, the per-sample input spike count (eq 3.3), kept for the backward."""
+        if self.training:
+            self.input_count += x.sum(axis=0)
+
+
+class Conv2d(_Weighted):
+    """2-D convolution without bias; weight shape (C_out, C_in, k, k)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, name=None,
+                 max_rows=1 << 16):
+        super().__init__(name)
+        self.weight_shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.stride, self.padding, self.kernel_size = stride, padding, kernel_size
+        self.max_rows = max_rows
+
+    def output_shape(self, in_shape):
+        h, w, c = in_shape
+        if c != self.weight_shape[1]:
+            raise ValueError(f"{self.name}: expects {self.weight_shape[1]} input channels, got {c}")
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return (ops.conv_output_size(h, k, s, p), ops.conv_output_size(w, k, s, p), self.weight_shape[0])
+
+    def forward(self, x):
+        self.count_input(x)
+        steps, batch = x.shape[:2]
+        out = ops.conv2d(self.xp, x.reshape((steps * batch,) + self.in_shape), self.params["weight"],
+                         self.stride, self.padding, self.max_rows)
+        return out.reshape((steps, batch) + self.out_shape)
+
+    def backward(self, delta):
+        w = self.params["weight"]
+        self.grads["weight"] = ops.conv2d_backward_weight(
+            self.xp, self.input_count, delta, w.shape, self.stride, self.padding)      # eq 3.25
+        return ops.conv2d_backward_input(
+            self.xp, delta, w, self.input_count.shape, self.stride, self.padding)
+
+
+class Linear(_Weighted):
+    """Fully connected map without bias; weight shape (out_features, in_features)."""
+
+    def __init__(self, in_features, out_features, name=None):
+        super().__init__(name)
+        self.weight_shape = (out_features, in_features)
+
+    def output_shape(self, in_shape):
+        if in_shape != (self.weight_shape[1],):
+            raise ValueError(f"{self.name}: expects ({self.weight_shape[1]},) inputs, got {in_shape}")
+        return (self.weight_shape[0],)
+
+    def forward(self, x):
+        self.count_input(x)
+        return x @ self.params["weight"].T
+
+    def backward(self, delta):
+        self.grads["weight"] = delta.T @ self.input_count                               # eq 3.25
+        return delta @ self.params["weight"]
+
+
+class Flatten(Layer):
+    """(H, W, C) -> (H * W * C,)."""
+
+    def output_shape(self, in_shape):
+        return (math.prod(in_shape),)
+
+    def forward(self, x):
+        return x.reshape(x.shape[:2] + self.out_shape)
+
+    def backward(self, grad):
+        return grad.reshape((grad.shape[0],) + self.in_shape)
+
+
+# ------------------------------------------------------------------------------------------
+# Neurons
+# ------------------------------------------------------------------------------------------
+
+class _Neurons(Layer):
+    """A layer of neurons: state over T in spiking mode, a frozen gain in linear mode."""
+
+    keep_trace = True
+
+    def reset(self, batch_size, training, linear=False, rng=None):
+        super().reset(batch_size, training, linear, rng)
+        if not linear:
+            self.state = NeuronState(self.xp, (batch_size,) + self.out_shape, self.dtype, self.keep_trace)
+        self.gain = None if not linear else self.gain
+
+    def set_gain(self, gain):
+        """Linear mode: freeze this layer's derivative to ``gain`` (per neuron, or broadcastable)."""
+        self.gain = gain
+
+    @property
+    def spike_count(self):
+        return self.state.count
+
+
+class LIF(_Neurons):
+    """Leaky integrate-and-fire neurons with hard reset (eqs 3.1-3.2) and their derivative (3.22)."""
+
+    def __init__(self, threshold=1.0, leak=0.99, name=None):
+        super().__init__(name)
+        if not 0 < leak <= 1:
+            raise ValueError(f"LIF leak must be in (0, 1], got {leak}")
+        self.threshold, self.leak = threshold, leak
+        self.gain = None
+
+    def forward(self, currents):
+        if self.linear:
+            return currents * self.gain
+        return integrate_and_fire(self.xp, currents, self.state, self.threshold, self.leak)
+
+    def derivative(self):
+        """a'(net) per neuron (eq 3.22), or the frozen gain in linear mode."""
+        if self.linear:
+            return self.gain
+        return lif_derivative(self.xp, self.state.count, self.state.trace, self.threshold, self.leak)
+
+    def backward(self, grad):
+        return grad * self.derivative()                                                 # eq 3.12
+
+
+class SpikingAvgPool(_Neurons):
+    """2x2 average of the incoming spikes integrated by IF neurons, threshold 0.75 (section 3.2.1).
+
+    Backward as in the authors' code: the gradient passes with factor 1 where the pooling
+    neuron fired at least once and 0 elsewhere (not 1/threshold), then spreads over the window / 4.
+    """
+
+    keep_trace = False
+
+    def __init__(self, threshold=0.75, name=None):
+        super().__init__(name)
+        self.threshold = threshold
+        self.gain = None
+
+    def output_shape(self, in_shape):
+        h, w, c = in_shape
+        return (h // 2, w // 2, c)
+
+    def forward(self, x):
+        steps, batch = x.shape[:2]
+        pooled = ops.avg_pool2x2(x.reshape((steps * batch,) + self.in_shape))
+        pooled = pooled.reshape((steps, batch) + self.out_shape)
+        if self.linear:
+            return pooled * self.gain
+        return integrate_and_fire(self.xp, pooled, self.state, self.threshold)
+
+    def derivative(self):
+        if self.linear:
+            return self.gain
+        return (self.state.count > 0).astype(self.dtype)
+
+    def backward(self, grad):
+        return ops.avg_pool2x2_backward(self.xp, grad * self.derivative(), (grad.shape[0],) + self.in_shape)
+
+
+class Dropout(Layer):
+    """One Bernoulli mask per sample and unit, drawn once per forward and held for all T steps
+    (section 3.3.2); kept units scaled by 1 / (1 - p). Identity at evaluation."""
+
+    def __init__(self, p=0.2, name=None):
+        super().__init__(name)
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.mask = None
+
+    def reset(self, batch_size, training, linear=False, rng=None):
+        super().reset(batch_size, training, linear, rng)
+        self.mask = None
+        if training and self.p > 0:
+            keep = rng.random((batch_size,) + self.in_shape, dtype=self.dtype) >= self.p
+            self.mask = keep.astype(self.dtype) * (1.0 / (1.0 - self.p))
+
+    def forward(self, x):
+        return x if self.mask is None else x * self.mask
+
+    def backward(self, grad):
+        return grad if self.mask is None else grad * self.mask
+
+
+# ------------------------------------------------------------------------------------------
+# Output layer (eq 3.5) and residual block (section 3.2.2)
+# ------------------------------------------------------------------------------------------
+
+class Output(_Weighted):
+    """Non-spiking output layer: its membrane integrates W s_t with the leak and never fires;
+    output = U^L(T) / T (eq 3.5). Since W is linear, U^L(T) = W sum_t lambda^(T-t) s_t is computed
+    once from a leaky input sum. Backward: delta^L = e / T (eqs 3.10-3.11, 3.23)."""
+
+    def __init__(self, in_features, num_classes, leak=0.99, name=None):
+        super().__init__(name)
+        self.weight_shape = (num_classes, in_features)
+        self.leak = leak
+
+    def output_shape(self, in_shape):
+        if in_shape != (self.weight_shape[1],):
+            raise ValueError(f"{self.name}: expects ({self.weight_shape[1]},) inputs, got {in_shape}")
+        return (self.weight_shape[0],)
+
+    def reset(self, batch_size, training, linear=False, rng=None):
+        super().reset(batch_size, training, linear, rng)
+        self.leaky_sum = self.xp.zeros((batch_size,) + self.in_shape, self.dtype)
+        self.steps = 0
+
+    def forward(self, x):
+        self.count_input(x)
+        leak = 1.0 if self.linear else self.leak
+        chunk = x.shape[0]
+        powers = self.xp.asarray([leak ** (chunk - 1 - t) for t in range(chunk)], dtype=self.dtype)
+        self.leaky_sum *= leak ** chunk
+        self.leaky_sum += self.xp.tensordot(powers, x, axes=(0, 0))
+        self.steps += chunk
+
+    def output(self, T):
+        """U^L(T) / T (eq 3.5)."""
+        return self.leaky_sum @ self.params["weight"].T / T
+
+    def backward(self, error, T):
+        delta = error / T                                                               # eq 3.23
+        self.grads["weight"] = delta.T @ self.input_count                               # eq 3.25
+        return delta @ self.params["weight"]
+
+
+class Identity(Layer):
+    def forward(self, x):
+        return x
+
+    def backward(self, grad):
+        return grad
+
+
+class Subsample(Layer):
+    """Parameter-free stride-2 skip of the authors' ResNet11 code: x[:, ::2, ::2, :]."""
+
+    def output_shape(self, in_shape):
+        h, w, c = in_shape
+        return ((h + 1) // 2, (w + 1) // 2, c)
+
+    def forward(self, x):
+        return x[:, :, ::2, ::2, :]
+
+    def backward(self, grad):
+        out = self.xp.zeros((grad.shape[0],) + self.in_shape, grad.dtype)
+        out[:, ::2, ::2, :] = grad
+        return out
+
+
+class ResidualBlock(Layer):
+    """Two conv-LIF layers; the skip path is added into the second layer's membrane (3.2.2):
+
+        U2_t = lambda U2'_{t-1} + W2 * o1_t + S * x_t
+
+    with S a 1x1 convolution (``skip="conv"``), the identity (``"identity"``) or the authors'
+    parameter-free stride-2 subsample (``"subsample"``). Backward: the sum over both paths.
+    """
+
+    def __init__(self, in_channels, out_channels, stride=1, skip="conv", threshold=1.0, leak=0.99,
+                 dropout=0.0, name=None):
+        super().__init__(name)
+        self.conv_a = Conv2d(in_channels, out_channels, 3, 1, 1, name=f"{name}.conv_a")
+        self.lif_a = LIF(threshold, leak, name=f"{name}.lif_a")
+        self.drop = Dropout(dropout, name=f"{name}.dropout") if dropout > 0 else Identity(f"{name}.id")
+        self.conv_b = Conv2d(out_channels, out_channels, 3, stride, 1, name=f"{name}.conv_b")
+        self.lif_b = LIF(threshold, leak, name=f"{name}.lif_b")
+        if skip == "conv":
+            self.skip = Conv2d(in_channels, out_channels, 1, stride, 0, name=f"{name}.skip")
+        elif skip == "identity":
+            if stride != 1 or in_channels != out_channels:
+                raise ValueError(f"{name}: an identity skip needs stride 1 and equal channels")
+            self.skip = Identity(f"{name}.skip")
+        elif skip == "subsample":
+            if stride != 2 or in_channels != out_channels:
+                raise ValueError(f"{name}: a subsample skip needs stride 2 and equal channels")
+            self.skip = Subsample(f"{name}.skip")
+        else:
+            raise ValueError(f"{name}: skip must be 'conv', 'identity' or 'subsample', got {skip!r}")
+        self.skip_kind = skip
+
+    def sublayers(self):
+        return [self.conv_a, self.lif_a, self.drop, self.conv_b, self.skip, self.lif_b]
+
+    def build(self, backend, in_shape):
+        super().build(backend, in_shape)
+        shape = self.conv_a.build(backend, in_shape)
+        shape = self.lif_a.build(backend, shape)
+        shape = self.drop.build(backend, shape)
+        shape = self.conv_b.build(backend, shape)
+        skip_shape = self.skip.build(backend, in_shape)
+        if skip_shape != shape:
+            raise ValueError(f"{self.name}: skip gives {skip_shape} but the main path {shape}")
+        self.out_shape = self.lif_b.build(backend, shape)
+        return self.out_shape
+
+    def output_shape(self, in_shape):
+        return in_shape  # replaced in build
+
+    def init_parameters(self, rng, gain):
+        for layer in (self.conv_a, self.conv_b, self.skip):
+            layer.init_parameters(rng, gain)
+
+    def reset(self, batch_size, training, linear=False, rng=None):
+        super().reset(batch_size, training, linear, rng)
+        for layer in self.sublayers():
+            layer.reset(batch_size, training, linear, rng)
+
+    def forward(self, x):
+        hidden = self.drop.forward(self.lif_a.forward(self.conv_a.forward(x)))
+        currents = self.conv_b.forward(hidden)
+        currents += self.skip.forward(x)
+        return self.lif_b.forward(currents)
+
+    def backward(self, grad):
+        delta = self.lif_b.backward(grad)
+        through_main = self.conv_a.backward(self.lif_a.backward(self.drop.backward(self.conv_b.backward(delta))))
+        return through_main + self.skip.backward(delta)

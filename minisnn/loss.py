@@ -1,0 +1,27 @@
+"""Output error and loss (eqs 3.7-3.9).
+
+    e_j = output_j - label_j                 (eq 3.7, label one-hot)
+    E   = 1/2 sum_b sum_j e_j^2              (eq 3.8, summed over the batch as the authors' code does)
+    dE/d output = e                          (eq 3.9)
+
+The authors' code uses MSELoss(size_average=False), i.e. sum e^2 without the 1/2, whose gradient
+is 2e: their learning rate eta corresponds to 2 * eta here.
+"""
+from __future__ import annotations
+
+
+def one_hot(xp, labels, num_classes, dtype):
+    out = xp.zeros((labels.shape[0], num_classes), dtype=dtype)
+    out[xp.arange(labels.shape[0]), labels] = 1
+    return out
+
+
+def mse_loss(xp, output, labels):
+    """Return (E, e): the summed squared-error loss (a 0-d device array) and dE/d output."""
+    error = output - one_hot(xp, labels, output.shape[1], output.dtype)    # eq 3.7
+    return 0.5 * (error * error).sum(), error                               # eqs 3.8, 3.9
+
+
+def correct(xp, output, labels):
+    """Number of samples whose largest output is the label (a 0-d device array)."""
+    return (output.argmax(axis=1) == labels).sum()

@@ -1,0 +1,69 @@
+"""Neuron dynamics over a chunk of time steps, in place (section 3.1, eqs 3.1-3.2).
+
+Both neurons take a chunk of input currents ``(T_chunk, ...)`` and overwrite it with the spike
+train they emit, so a layer needs no second buffer of the chunk's size. The membrane potential
+lives in a ``NeuronState`` that carries over from one chunk to the next, together with the two
+per-neuron statistics the backward pass needs (algorithm.md):
+
+    a(T) = sum_t o_t                  spike count, eq 3.4
+    f(T) = sum_k lambda^(T - t_k)     leaky trace of the neuron's own spikes (eqs 3.18-3.22)
+"""
+from __future__ import annotations
+
+import math
+
+
+class NeuronState:
+    """Membrane potential, spike count and leaky spike trace of a layer's neurons."""
+
+    def __init__(self, xp, shape, dtype, keep_trace):
+        self.potential = xp.zeros(shape, dtype=dtype)
+        self.count = xp.zeros(shape, dtype=dtype)
+        self.trace = xp.zeros(shape, dtype=dtype) if keep_trace else None
+        self._scratch = xp.empty(shape, dtype=dtype)
+
+
+def integrate_and_fire(xp, currents, state, threshold, leak=1.0):
+    """LIF (leak < 1) or IF (leak = 1) neurons with hard reset to 0, over the chunk's time axis.
+
+        U_t  = lambda U'_{t-1} + I_t       (eq 3.1 discretised; I_t = W s_t, eq 3.2)
+        o_t  = [U_t > V_th]
+        U'_t = U_t (1 - o_t)               (hard reset to 0)
+
+    ``currents`` is overwritten with the spikes o_t and returned.
+    """
+    v, scratch = state.potential, state._scratch
+    for t in range(currents.shape[0]):
+        if leak != 1.0:
+            v *= leak
+        v += currents[t]
+        spikes = currents[t]
+        xp.greater(v, threshold, out=spikes)
+        xp.multiply(v, spikes, out=scratch)
+        v -= scratch                                   # hard reset where it spiked
+    _accumulate_statistics(xp, currents, state, leak)
+    return currents
+
+
+def _accumulate_statistics(xp, spikes, state, leak):
+    """a += sum_t o_t;  f <- lambda^Tc f + sum_t lambda^(Tc-1-t) o_t  (one pass per chunk)."""
+    chunk = spikes.shape[0]
+    state.count += spikes.sum(axis=0)
+    if state.trace is None:
+        return
+    powers = xp.asarray([leak ** (chunk - 1 - t) for t in range(chunk)], dtype=spikes.dtype)
+    recent = xp.tensordot(powers, spikes, axes=(0, 0))
+    state.trace *= leak ** chunk
+    state.trace += recent
+
+
+def lif_derivative(xp, count, trace, threshold, leak):
+    """Approximate d a / d net of an LIF neuron (eqs 3.13, 3.16, 3.22), per neuron:
+
+        a'(net) = (1 / V_th) (1 + ln(lambda) f(T) / a(T))   where a(T) > 0
+        a'(net) = 0                                         where the neuron never fired
+    The first term is the IF derivative 1/V_th (3.16); the second the leak compensation 1/beta.
+    """
+    fired = count > 0
+    ratio = trace / xp.maximum(count, 1)
+    return xp.where(fired, (1.0 + math.log(leak) * ratio) / threshold, 0).astype(count.dtype)

@@ -1,0 +1,103 @@
+"""Pure array functions: convolution through im2col, its two transposes, average pooling.
+
+Layout: minisnn keeps feature maps channels-last, ``(N, H, W, C)``, inside the network. Then an
+im2col patch matrix times the weight matrix gives the output already in ``(N, H', W', C_out)``
+order, with no transposes on the hot path. Weights keep the usual ``(C_out, C_in, k, k)`` shape.
+
+Every function takes the array module ``xp`` first, so the same code runs on NumPy and CuPy.
+"""
+from __future__ import annotations
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def pad_hw(xp, x, padding):
+    """Zero-pad the two spatial axes of an ``(N, H, W, C)`` array."""
+    if padding == 0:
+        return x
+    return xp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+
+
+def im2col(xp, x, kernel, stride, padding):
+    """Patch matrix of ``x`` (N, H, W, C): shape ``(N * H' * W', k * k * C)``, rows in output order."""
+    n, h, w, c = x.shape
+    ho = conv_output_size(h, kernel, stride, padding)
+    wo = conv_output_size(w, kernel, stride, padding)
+    xpad = xp.ascontiguousarray(pad_hw(xp, x, padding))
+    sn, sh, sw, sc = xpad.strides
+    windows = xp.lib.stride_tricks.as_strided(
+        xpad, shape=(n, ho, wo, kernel, kernel, c),
+        strides=(sn, sh * stride, sw * stride, sh, sw, sc))
+    return windows.reshape(n * ho * wo, kernel * kernel * c)
+
+
+def col2im(xp, cols, input_shape, kernel, stride, padding):
+    """Adjoint of :func:`im2col`: sum every patch entry back onto the pixel it was copied from."""
+    n, h, w, c = input_shape
+    ho = conv_output_size(h, kernel, stride, padding)
+    wo = conv_output_size(w, kernel, stride, padding)
+    cols = cols.reshape(n, ho, wo, kernel, kernel, c)
+    out = xp.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=cols.dtype)
+    for dy in range(kernel):
+        for dx in range(kernel):
+            out[:, dy:dy + stride * ho:stride, dx:dx + stride * wo:stride, :] += cols[:, :, :, dy, dx, :]
+    return out[:, padding:padding + h, padding:padding + w, :]
+
+
+def weight_matrix(weight):
+    """(C_out, C_in, k, k) -> (k * k * C_in, C_out), the im2col-ordered weight matrix."""
+    c_out = weight.shape[0]
+    return weight.transpose(2, 3, 1, 0).reshape(-1, c_out)
+
+
+def conv2d(xp, x, weight, stride, padding, max_rows=None):
+    """Convolution of ``x`` (N, H, W, C_in) with ``weight`` (C_out, C_in, k, k), no bias.
+
+    ``max_rows`` bounds the im2col matrix: the batch is split so that no patch matrix holds
+    more than that many rows (the memory bound of chunked execution).
+    """
+    n, h, w, _ = x.shape
+    c_out, _, k, _ = weight.shape
+    ho = conv_output_size(h, k, stride, padding)
+    wo = conv_output_size(w, k, stride, padding)
+    wmat = weight_matrix(weight)
+    out = xp.empty((n, ho, wo, c_out), dtype=x.dtype)
+    step = n if max_rows is None else max(1, max_rows // (ho * wo))
+    for i in range(0, n, step):
+        cols = im2col(xp, x[i:i + step], k, stride, padding)
+        xp.matmul(cols, wmat, out=out[i:i + step].reshape(-1, c_out))
+    return out
+
+
+def conv2d_backward_input(xp, delta, weight, input_shape, stride, padding):
+    """dE/dx of :func:`conv2d` given dE/dout ``delta`` (N, H', W', C_out): a transposed convolution."""
+    c_out, _, k, _ = weight.shape
+    dcols = delta.reshape(-1, c_out) @ weight_matrix(weight).T
+    return col2im(xp, dcols, input_shape, k, stride, padding)
+
+
+def conv2d_backward_weight(xp, x, delta, kernel_shape, stride, padding):
+    """dE/dW of :func:`conv2d`: the correlation of the input ``x`` with ``delta``."""
+    c_out, c_in, k, _ = kernel_shape
+    cols = im2col(xp, x, k, stride, padding)
+    grad = cols.T @ delta.reshape(-1, c_out)                       # (k*k*C_in, C_out)
+    return grad.reshape(k, k, c_in, c_out).transpose(3, 2, 0, 1)
+
+
+def avg_pool2x2(x):
+    """2x2, stride-2 average of (N, H, W, C); an odd last row or column is dropped (floor)."""
+    n, h, w, c = x.shape
+    x = x[:, :h - h % 2, :w - w % 2, :]
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def avg_pool2x2_backward(xp, delta, input_shape):
+    """Adjoint of :func:`avg_pool2x2`: spread each output's gradient over its window, / 4."""
+    n, h, w, c = input_shape
+    ho, wo = h // 2, w // 2
+    spread = xp.broadcast_to((delta * 0.25)[:, :, None, :, None, :], (n, ho, 2, wo, 2, c))
+    out = xp.zeros(input_shape, dtype=delta.dtype)
+    out[:, :2 * ho, :2 * wo, :] = spread.reshape(n, 2 * ho, 2 * wo, c)
+    return out
