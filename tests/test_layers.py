@@ -1,0 +1,160 @@
+"""Each layer's backward is the exact adjoint of its forward (algorithm.md, check 1).
+
+For a layer with linear map L_W and a frozen gain, phi(W, x) = <r, gain * L_W(x)>; the layer's
+backward fed r must return dphi/dx and store dphi/dW. Float64, centred differences.
+"""
+import numpy as np
+import pytest
+
+from minisnn import (LIF, Backend, Conv2d, Dropout, Flatten, Linear, ResidualBlock, SpikingAvgPool,
+                     Subsample)
+from minisnn.layers import Output
+
+from gradcheck import numerical_gradient, relative_error, sample_indices
+
+BACKEND = Backend("cpu", "float64")
+BATCH = 3
+TOLERANCE = 1e-6
+REPORT = {}
+
+
+def build(layer, in_shape, rng, linear=True):
+    layer.build(BACKEND, in_shape)
+    layer.init_parameters(BACKEND.rng(1, "init"), 2.0)
+    layer.reset(BATCH, training=True, linear=linear, rng=BACKEND.rng(2, "dropout"))
+    for sub in layer.sublayers():
+        if hasattr(sub, "set_gain"):
+            sub.set_gain(rng.uniform(0.5, 1.5, (BATCH,) + sub.out_shape))
+    return layer
+
+
+def check_layer(layer, in_shape, name, samples=12):
+    """Largest relative error of dphi/dx and dphi/dW (every parameter) against finite differences."""
+    rng = np.random.default_rng(0)
+    build(layer, in_shape, rng)
+    x = rng.uniform(0, 2, (BATCH,) + tuple(in_shape))
+    r = rng.standard_normal((BATCH,) + layer.out_shape)
+
+    def phi():
+        layer.reset(BATCH, training=True, linear=True, rng=BACKEND.rng(2, "dropout"))
+        return float(np.sum(r * layer.forward(x[None])[0]))
+
+    phi()
+    grad_x = layer.backward(r)
+    errors = [relative_error(grad_x.reshape(-1)[i], numerical_gradient(phi, x, [i])[0])
+              for i in sample_indices(rng, x.size, samples)]
+    for sub in layer.sublayers():
+        for key, weight in sub.params.items():
+            idx = sample_indices(rng, weight.size, samples)
+            errors.append(relative_error(sub.grads[key].reshape(-1)[idx], numerical_gradient(phi, weight, idx)))
+    REPORT[name] = max(errors)
+    print(f"{name}: largest relative error {max(errors):.2e}")
+    assert max(errors) <= TOLERANCE
+
+
+CONV_CASES = [  # (in_shape HWC, out channels, kernel, stride, padding)
+    ((8, 8, 3), 4, 3, 1, 1),
+    ((9, 9, 2), 5, 3, 2, 1),
+    ((10, 10, 3), 4, 5, 1, 2),
+    ((7, 7, 2), 3, 1, 2, 0),
+    ((6, 8, 2), 3, 3, 1, 0),
+]
+
+
+@pytest.mark.parametrize("in_shape,out_ch,k,s,p", CONV_CASES)
+def test_conv2d_backward_matches_finite_differences(in_shape, out_ch, k, s, p):
+    conv = Conv2d(in_shape[2], out_ch, k, s, p, name="conv")
+    check_layer(conv, in_shape, f"conv k{k} s{s} p{p}")
+
+
+def test_conv2d_chunked_im2col_gives_the_same_output():
+    rng = np.random.default_rng(3)
+    whole = build(Conv2d(3, 4, 3, 1, 1, name="a"), (8, 8, 3), rng)
+    pieces = build(Conv2d(3, 4, 3, 1, 1, name="b", max_rows=70), (8, 8, 3), rng)
+    pieces.params["weight"][...] = whole.params["weight"]
+    x = rng.uniform(0, 1, (2, BATCH, 8, 8, 3))
+    np.testing.assert_allclose(whole.forward(x), pieces.forward(x), rtol=1e-12)
+
+
+def test_linear_backward_matches_finite_differences():
+    check_layer(Linear(7, 5, name="fc"), (7,), "linear")
+
+
+def test_spiking_pool_backward_matches_finite_differences():
+    check_layer(SpikingAvgPool(name="pool"), (6, 6, 3), "avgpool 2x2")
+    check_layer(SpikingAvgPool(name="pool"), (7, 5, 2), "avgpool 2x2 odd size")
+
+
+def test_lif_in_linear_mode_is_its_gain():
+    check_layer(LIF(name="lif"), (4, 4, 2), "lif (gain)")
+
+
+def test_dropout_backward_matches_finite_differences():
+    check_layer(Dropout(0.3, name="drop"), (5, 5, 2), "dropout")
+
+
+def test_flatten_and_subsample_backward():
+    check_layer(Flatten(name="flat"), (3, 4, 2), "flatten")
+    check_layer(Subsample(name="sub"), (6, 5, 2), "subsample")
+
+
+@pytest.mark.parametrize("skip,in_ch,out_ch,stride", [("conv", 2, 3, 2), ("conv", 2, 3, 1),
+                                                      ("identity", 3, 3, 1), ("subsample", 3, 3, 2)])
+def test_residual_block_backward_matches_finite_differences(skip, in_ch, out_ch, stride):
+    block = ResidualBlock(in_ch, out_ch, stride, skip=skip, dropout=0.2, name="block")
+    check_layer(block, (6, 6, in_ch), f"residual {skip} s{stride}")
+
+
+def test_output_layer_backward_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    layer = build(Output(6, 4, name="out"), (6,), rng)
+    x, T = rng.uniform(0, 3, (BATCH, 6)), 9
+    r = rng.standard_normal((BATCH, 4))
+
+    def phi():
+        layer.reset(BATCH, training=True, linear=True)
+        layer.forward(x[None])
+        return float(np.sum(r * layer.output(T)))
+
+    phi()
+    grad_x = layer.backward(r, T)
+    w = layer.params["weight"]
+    err = max(relative_error(grad_x.ravel(), numerical_gradient(phi, x, range(x.size))),
+              relative_error(layer.grads["weight"].ravel(), numerical_gradient(phi, w, range(w.size))))
+    REPORT["output"] = err
+    assert err <= TOLERANCE
+
+
+def _adjoint_error(layer, in_shape, rng):
+    """<r, L(x)> against <L^T r, x> for the layer's linear map."""
+    build(layer, in_shape, rng)
+    for sub in layer.sublayers():
+        if hasattr(sub, "set_gain"):
+            sub.set_gain(np.ones((BATCH,) + sub.out_shape))
+    x = rng.standard_normal((BATCH,) + tuple(in_shape))
+    r = rng.standard_normal((BATCH,) + layer.out_shape)
+    forward = float(np.sum(r * layer.forward(x[None])[0]))
+    backward = float(np.sum(layer.backward(r) * x))
+    return abs(forward - backward) / (abs(forward) + abs(backward))
+
+
+@pytest.mark.parametrize("make,in_shape", [
+    (lambda: Conv2d(3, 4, 3, 1, 1, name="c"), (8, 8, 3)),
+    (lambda: Conv2d(2, 5, 3, 2, 1, name="c"), (9, 9, 2)),
+    (lambda: Conv2d(3, 4, 5, 1, 2, name="c"), (10, 10, 3)),
+    (lambda: Linear(7, 5, name="l"), (7,)),
+    (lambda: SpikingAvgPool(name="p"), (7, 6, 3)),
+    (lambda: Subsample(name="s"), (5, 6, 2)),
+    (lambda: ResidualBlock(2, 3, 2, name="r"), (6, 6, 2)),
+])
+def test_dot_product_adjoint(make, in_shape):
+    assert _adjoint_error(make(), in_shape, np.random.default_rng(5)) <= 1e-12
+
+
+def test_adjoint_test_detects_a_wrong_backward():
+    """The adjoint test must be able to fail: a pool whose backward forgets the / 4."""
+    class WrongPool(SpikingAvgPool):
+        def backward(self, grad):
+            return super().backward(grad) * 4
+
+    assert _adjoint_error(WrongPool(name="w"), (6, 6, 2), np.random.default_rng(5)) > 0.1

@@ -1,0 +1,173 @@
+"""The network as a whole: linearised whole-chain gradients, dropout over time, the CuPy-strict
+array module, memory independent of T, and an end-to-end learning check."""
+import numpy as np
+import pytest
+
+from minisnn import (LIF, SGD, Backend, Conv2d, Dropout, Flatten, Linear, Network, Output,
+                     ResidualBlock, SpikingAvgPool, correct, mse_loss)
+from minisnn.testing import strict_backend
+
+from gradcheck import check_whole_chain
+
+
+def conv_pool_stack(backend, dropout=0.0, width=4, in_ch=1, size=12):
+    """conv - pool - conv - pool - fc - out, the LeNet5 shape in miniature."""
+    flat = (size // 4) ** 2 * 2 * width
+    layers = [Conv2d(in_ch, width, 5, 1, 2, name="conv1"), LIF(name="lif1"), SpikingAvgPool(name="pool1"),
+              Conv2d(width, 2 * width, 3, 1, 1, name="conv2"), LIF(name="lif2"), SpikingAvgPool(name="pool2"),
+              Flatten(name="flatten"), Linear(flat, 16, name="fc1"), LIF(name="lif3"),
+              Dropout(dropout, name="drop"), Output(16, 3, name="out")]
+    return Network(layers, (in_ch, size, size), backend, time_chunk=4)
+
+
+def residual_stack(backend):
+    layers = [Conv2d(2, 3, 3, 1, 1, name="conv1"), LIF(name="lif1"), SpikingAvgPool(name="pool1"),
+              ResidualBlock(3, 4, 1, skip="conv", dropout=0.25, name="block1"),
+              ResidualBlock(4, 4, 2, skip="subsample", name="block2"),
+              ResidualBlock(4, 4, 1, skip="identity", name="block3"),
+              Flatten(name="flatten"), Linear(4 * 2 * 2, 8, name="fc1"), LIF(name="lif2"),
+              Output(8, 3, name="out")]
+    return Network(layers, (2, 8, 8), backend, init_gain=1.0)
+
+
+@pytest.mark.parametrize("make", [lambda b: conv_pool_stack(b, dropout=0.3), residual_stack],
+                         ids=["conv-pool-conv-pool-fc-out", "residual"])
+def test_whole_chain_finite_differences_on_the_linearised_network(make):
+    errors = check_whole_chain(make(Backend("cpu", "float64")))
+    print({k: f"{v:.1e}" for k, v in errors.items()}, "largest", f"{max(errors.values()):.2e}")
+    assert max(errors.values()) <= 1e-6
+
+
+def test_whole_chain_check_catches_a_wrong_backward():
+    """The whole-chain test must fail when one layer's backward is wrong."""
+    net = conv_pool_stack(Backend("cpu", "float64"))
+    pool = net.layers[5]
+    original = pool.backward
+    pool.backward = lambda grad: original(grad) * 1.01
+    assert max(check_whole_chain(net).values()) > 1e-4
+
+
+def test_dropout_mask_is_held_over_time_and_redrawn_each_iteration():
+    backend = Backend("cpu", "float64")
+    drop = Dropout(0.5, name="drop")
+    drop.build(backend, (40,))
+    ones = np.ones((6, 3, 40))
+    drop.reset(3, training=True, rng=backend.rng(0, "dropout", 1))
+    first = drop.forward(ones.copy())
+    assert np.all(first == first[0]), "the same units must be silent at every time step"
+    assert set(np.unique(first)) == {0.0, 2.0}, "kept units are scaled by 1 / (1 - p)"
+    assert not np.all(first[0, 0] == first[0, 1]), "one mask per sample"
+    drop.reset(3, training=True, rng=backend.rng(1, "dropout", 1))
+    assert not np.array_equal(drop.forward(ones.copy()), first), "a new mask next iteration"
+    drop.reset(3, training=False, rng=backend.rng(2, "dropout", 1))
+    np.testing.assert_array_equal(drop.forward(ones.copy()), ones)
+
+
+def test_dropout_inside_a_network_silences_the_same_units_for_all_T():
+    backend = Backend("cpu", "float64")
+    net = conv_pool_stack(backend, dropout=0.5)
+    x = np.random.default_rng(0).uniform(0, 1, (2, 1, 12, 12))
+    net.forward(x, 20, train=True, rng_key=(0, 0))
+    lif3, drop = net.layers[8], net.layers[9]
+    silenced = (drop.mask == 0) & (lif3.spike_count > 0)
+    assert silenced.any()
+    # a silenced unit contributes nothing: the output layer's input count is 0 there
+    assert np.all(net.layers[-1].input_count[drop.mask == 0] == 0)
+
+
+def _train_step(net, optimizer, x, y, T, iteration):
+    out = net.forward(x, T, train=True, rng_key=(0, iteration))
+    loss, error = mse_loss(net.xp, out, y)
+    net.backward(error)
+    optimizer.step(net.gradients())
+    return loss, out
+
+
+def test_engine_runs_under_a_cupy_strict_array_module():
+    """Fails where code would break under CuPy: implicit device->host conversion, host/device mixing."""
+    backend = strict_backend()
+    net = residual_stack(backend)
+    optimizer = SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    x = backend.to_device(np.random.default_rng(0).uniform(0, 1, (3, 2, 8, 8)).astype(np.float32))
+    y = backend.to_device(np.array([0, 1, 2]))
+    loss, out = _train_step(net, optimizer, x, y, 6, 0)
+    assert isinstance(out, backend.xp.ndarray)
+    float(loss), int(correct(backend.xp, out, y)), net.spike_rates()
+    frames = backend.to_device(np.random.default_rng(1).integers(0, 2, (5, 3, 2, 8, 8)).astype(np.float32))
+    net.forward(frames, train=False)
+    lenet = conv_pool_stack(backend, dropout=0.2, in_ch=2, size=8)
+    lenet.forward(x, 5, train=True)
+    lenet.backward(lenet.forward(x, 5, train=True) * 0)
+
+
+def test_strict_module_would_catch_a_host_array_in_the_engine():
+    backend = strict_backend()
+    net = conv_pool_stack(backend)
+    with pytest.raises(TypeError):
+        net.forward(np.zeros((2, 1, 12, 12), np.float32), 4)   # a host array given as a batch
+
+
+def test_memory_for_the_backward_does_not_grow_with_T():
+    """Everything the backward keeps is per neuron or per input unit: its size is independent of T."""
+    def kept_bytes(T):
+        net = conv_pool_stack(Backend("cpu", "float32"))
+        net.forward(np.ones((2, 1, 12, 12), np.float32), T, train=True)
+        arrays = []
+        for layer in net.all_layers():
+            arrays += [getattr(layer, "input_count", None), getattr(layer, "leaky_sum", None)]
+            state = getattr(layer, "state", None)
+            if state is not None:
+                arrays += [state.potential, state.count, state.trace, state._scratch]
+        return sum(a.nbytes for a in arrays if a is not None)
+
+    assert kept_bytes(5) == kept_bytes(200)
+
+
+def test_time_chunk_does_not_change_the_result():
+    x = np.random.default_rng(0).uniform(0, 1, (2, 1, 12, 12))
+    outs = []
+    for chunk in (1, 3, 25):
+        net = conv_pool_stack(Backend("cpu", "float64"))
+        net.time_chunk = chunk
+        frames = (np.random.default_rng(5).uniform(0, 1, (25, 2, 1, 12, 12)) < x).astype(np.float64)
+        outs.append(net.forward(frames, train=True))
+        net.backward(outs[-1])
+        outs.append(net.gradients()["conv1.weight"])
+    for a, b in zip(outs[:2], outs[2:4]):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def bars(rng, n, size=12, noise=0.1):
+    """Two classes: a vertical or a horizontal bright bar at a random position, plus noise."""
+    labels = rng.integers(0, 2, n)
+    images = rng.uniform(0, noise, (n, 1, size, size))
+    pos = rng.integers(2, size - 2, n)
+    for i in range(n):
+        if labels[i]:
+            images[i, 0, :, pos[i] - 1:pos[i] + 1] = 1.0
+        else:
+            images[i, 0, pos[i] - 1:pos[i] + 1, :] = 1.0
+    return images.astype(np.float32), labels
+
+
+def test_a_conv_snn_learns_a_two_class_image_task():
+    rng = np.random.default_rng(0)
+    train_x, train_y = bars(rng, 512)
+    test_x, test_y = bars(rng, 256)
+    backend = Backend("cpu", "float32")
+    layers = [Conv2d(1, 4, 5, 1, 2, name="conv1"), LIF(name="lif1"), SpikingAvgPool(name="pool1"),
+              Flatten(name="flatten"), Linear(4 * 36, 32, name="fc1"), LIF(name="lif2"),
+              Output(32, 2, name="out")]
+    net = Network(layers, (1, 12, 12), backend, seed=0)
+    optimizer = SGD(net.parameters(), lr=0.005)   # the loss is summed over the batch (eq 3.8)
+    T, step = 20, 0
+    for epoch in range(3):
+        order = rng.permutation(len(train_y))
+        for i in range(0, len(order), 32):
+            idx = order[i:i + 32]
+            _train_step(net, optimizer, train_x[idx], train_y[idx], T, step)
+            step += 1
+    hits = sum(int(correct(np, net.forward(test_x[i:i + 64], T, rng_key=(1, i)), test_y[i:i + 64]))
+               for i in range(0, 256, 64))
+    print(f"test accuracy after {step} steps: {hits / 256:.3f}")
+    assert hits / 256 >= 0.95
