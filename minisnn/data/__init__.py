@@ -1,0 +1,33 @@
+"""Datasets: readers of the standard distribution files, download, preprocessing, batches.
+
+Public entry points::
+
+    load(name, split, root=None)            -> (images uint8 (N,C,H,W), labels int64)
+                                               ("nmnist": (list of event arrays, labels))
+    download(name, root=None, progress=True) / ensure_available(name, root, download)
+    verify(name, root=None)
+    read_nmnist(path), events_to_frames(events, T, duration_us=None), nmnist_batch(...)
+    to_float, channel_stats, standardize, Standardize, random_crop_flip
+    BatchIterator, subset, train_val_split
+    DATASETS, default_data_root(), DatasetError
+"""
+from .errors import DatasetCorruptError, DatasetError, DatasetNotFoundError, DownloadError
+from .formats import (EventFrames, events_to_frames, nmnist_batch, read_cifar_batch,
+                      read_cifar_meta, read_idx, read_idx_images, read_idx_labels,
+                      read_nmnist, read_svhn_mat, NMNIST_EVENT_DTYPE)
+from .iterator import BatchIterator, subset, train_val_split
+from .loaders import load
+from .preprocess import (COLOUR_DATASETS, Standardize, channel_stats, random_crop_flip,
+                         standardize, to_float)
+from .registry import DATASETS, DatasetInfo, canonical_name, default_data_root
+from .storage import download, ensure_available, locate, safe_extract, verify
+
+__all__ = [
+    "BatchIterator", "COLOUR_DATASETS", "DATASETS", "DatasetCorruptError", "DatasetError",
+    "DatasetInfo", "DatasetNotFoundError", "DownloadError", "EventFrames",
+    "NMNIST_EVENT_DTYPE", "Standardize", "canonical_name", "channel_stats",
+    "default_data_root", "download", "ensure_available", "events_to_frames", "load",
+    "locate", "nmnist_batch", "random_crop_flip", "read_cifar_batch", "read_cifar_meta",
+    "read_idx", "read_idx_images", "read_idx_labels", "read_nmnist", "read_svhn_mat",
+    "safe_extract", "standardize", "subset", "to_float", "train_val_split", "verify",
+]

@@ -1,0 +1,489 @@
+"""Finding dataset files on disk, downloading them safely, and verifying them.
+
+Downloads go to a hidden temporary file in the destination folder, are fsync'ed, checked
+against the known checksums and only then renamed (``os.replace``) to their final name, so
+an interrupted or corrupt download never leaves a file that looks complete. Archives
+(CIFAR-10 tarball, N-MNIST zips) are unpacked into a temporary folder with every member
+checked (no absolute paths, no ``..``, no links or devices) and then moved into place.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from .errors import DatasetCorruptError, DatasetError, DatasetNotFoundError, DownloadError
+from .formats import _read_bytes, decompress_if_gzip, read_cifar_batch
+from .registry import (CIFAR_DIR, CIFAR_TEST, CIFAR_TRAIN, DATASETS, FOLDER_NAMES, HOMEPAGES,
+                       IDX_FILES, LABEL_HISTOGRAMS, NMNIST_DIRS, REMOTE, SVHN_FILES,
+                       SYSTEM_LOCATIONS, RemoteFile, canonical_name, check_split,
+                       default_data_root)
+
+DEFAULT_TIMEOUT = 60.0
+_USER_AGENT = "minisnn/0.1 (+https://pypi.org/project/minisnn)"
+
+
+# ---------------------------------------------------------------------------------------
+# Locating files
+# ---------------------------------------------------------------------------------------
+def _candidates(name, root):
+    if root is None:
+        base = default_data_root()
+        cands = [base / n for n in FOLDER_NAMES[name]]
+        cands += list(SYSTEM_LOCATIONS.get(name, ()))
+    else:
+        root = Path(root).expanduser()
+        cands = [root] + [root / n for n in FOLDER_NAMES[name]]
+    return cands
+
+
+def idx_path(folder, filename):
+    """``folder/filename`` (the .gz), or the decompressed file without ``.gz``; else None."""
+    folder = Path(folder)
+    for cand in (folder / filename, folder / filename[:-3]):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _cifar_dir(cand):
+    for d in (cand / CIFAR_DIR, cand):
+        if (d / "data_batch_1").is_file() or (d / "test_batch").is_file():
+            return d
+    return None
+
+
+def _split_present(name, folder, split):
+    """The folder that holds ``split`` of ``name`` under candidate ``folder``, or None."""
+    folder = Path(folder)
+    if name in ("mnist", "fashion-mnist"):
+        ok = all(idx_path(folder, f) is not None for f in IDX_FILES[split])
+        return folder if ok else None
+    if name == "cifar10":
+        d = _cifar_dir(folder)
+        if d is None:
+            return None
+        files = CIFAR_TRAIN if split == "train" else CIFAR_TEST
+        return d if all((d / f).is_file() for f in files) else None
+    if name == "svhn":
+        return folder if (folder / SVHN_FILES[split]).is_file() else None
+    if name == "nmnist":
+        for sub in (NMNIST_DIRS[split], NMNIST_DIRS[split].lower()):
+            if (folder / sub).is_dir():
+                return folder / sub
+        return None
+    raise DatasetError(f"unknown dataset {name!r}")
+
+
+def locate(name, split, root=None):
+    """Folder holding ``split`` of dataset ``name`` (for CIFAR-10 the batches folder, for
+    N-MNIST the ``Train``/``Test`` folder), or None when it is not on disk."""
+    name = canonical_name(name)
+    split = check_split(name, split)
+    for cand in _candidates(name, root):
+        found = _split_present(name, cand, split)
+        if found is not None:
+            return found
+    return None
+
+
+def target_dir(name, root=None) -> Path:
+    """Where :func:`download` puts ``name``: ``<default root>/<name>`` when root is None;
+    otherwise ``root/<name>`` if that folder exists, else ``root`` itself."""
+    name = canonical_name(name)
+    if root is None:
+        return default_data_root() / FOLDER_NAMES[name][0]
+    root = Path(root).expanduser()
+    for sub in FOLDER_NAMES[name]:
+        if (root / sub).is_dir():
+            return root / sub
+    if name == "cifar10" and root.name == CIFAR_DIR:
+        return root.parent
+    return root
+
+
+def _needed_files(name, split):
+    if name in ("mnist", "fashion-mnist"):
+        return list(IDX_FILES[split])
+    if name == "cifar10":
+        return [f"{CIFAR_DIR}/{f}" for f in (CIFAR_TRAIN if split == "train" else CIFAR_TEST)]
+    if name == "svhn":
+        return [SVHN_FILES[split]]
+    return [f"{NMNIST_DIRS[split]}/<digit>/NNNNN.bin (from {NMNIST_DIRS[split]}.zip)"]
+
+
+def missing_message(name, split, root=None, extra=""):
+    folder = target_dir(name, root)
+    looked = ", ".join(str(c) for c in _candidates(name, root))
+    files = ", ".join(_needed_files(name, split))
+    sources = []
+    for r in REMOTE[name]:
+        if split in r.splits:
+            src = r.urls[0] if r.extract else r.urls[0].rsplit("/", 1)[0] + "/"
+            src = f"unpack {r.filename} from {src}" if r.extract else src
+            if src not in sources:
+                sources.append(src)
+    return (f"{name} ({split} split) not found (looked in: {looked}). Put {files} into "
+            f"{folder}/ ({'; '.join(sources)}; see {HOMEPAGES[name]}), or let minisnn "
+            f"fetch them: minisnn.data.download({name!r}, root) or "
+            f"ensure_available({name!r}, root, download=True)." + (f" {extra}" if extra else ""))
+
+
+# ---------------------------------------------------------------------------------------
+# Checksums
+# ---------------------------------------------------------------------------------------
+def file_md5(path, chunk=1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while True:
+            b = fh.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def check_file(path, md5=None, content_sha256=None):
+    """Raise :class:`DatasetCorruptError` unless ``path`` matches ``md5`` (the file as
+    distributed) or ``content_sha256`` (sha256 of its decompressed content). Returns which
+    one matched ("md5", "content-sha256" or "unchecked")."""
+    path = Path(path)
+    if md5 is None and content_sha256 is None:
+        return "unchecked"
+    try:
+        got_md5 = file_md5(path) if md5 is not None else None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read file ({exc})") from exc
+    if md5 is not None and got_md5 == md5.lower():
+        return "md5"
+    got_sha = None
+    if content_sha256 is not None:
+        try:
+            content = decompress_if_gzip(_read_bytes(path), path)
+        except DatasetCorruptError:
+            content = None
+        if content is not None:
+            got_sha = hashlib.sha256(content).hexdigest()
+            if got_sha == content_sha256.lower():
+                return "content-sha256"
+    parts = []
+    if md5 is not None:
+        parts.append(f"md5 {got_md5}, expected {md5}")
+    if content_sha256 is not None:
+        parts.append(f"decompressed sha256 {got_sha or '(not decompressible)'}, expected "
+                     f"{content_sha256}")
+    raise DatasetCorruptError(f"{path}: checksum mismatch ({'; '.join(parts)}); "
+                              f"delete it and download it again")
+
+
+# ---------------------------------------------------------------------------------------
+# Downloading
+# ---------------------------------------------------------------------------------------
+def _fsync_dir(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _download_to_temp(url, folder, filename, progress, timeout):
+    from tqdm.auto import tqdm
+
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            req = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                length = resp.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                got = 0
+                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                          desc=filename, disable=not progress, leave=False) as bar:
+                    while True:
+                        chunk = resp.read(1 << 20)
+                        if not chunk:
+                            break
+                        fh.write(chunk)
+                        got += len(chunk)
+                        bar.update(len(chunk))
+                if total is not None and got != total:
+                    raise DownloadError(f"connection closed after {got} of {total} bytes")
+                if got == 0:
+                    raise DownloadError("empty response")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return Path(tmp)
+
+
+def fetch(remote: RemoteFile, folder, progress=True, mirrors=None, timeout=DEFAULT_TIMEOUT):
+    """Download ``remote`` into ``folder`` trying each address in turn; verify; rename.
+
+    ``mirrors`` (list of base URLs, the file name is appended) replaces the built-in
+    addresses. Returns the final path; raises :class:`DownloadError` when every address
+    failed, leaving no file under the final name.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / remote.filename
+    urls = ([m.rstrip("/") + "/" + remote.filename for m in mirrors] if mirrors is not None
+            else list(remote.urls))
+    errors = []
+    for url in urls:
+        try:
+            tmp = _download_to_temp(url, folder, remote.filename, progress, timeout)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # URLError, HTTPError, IncompleteRead, timeouts, ...
+            errors.append(f"{url}: {type(exc).__name__}: {exc}")
+            continue
+        try:
+            check_file(tmp, remote.md5, remote.content_sha256)
+        except DatasetError as exc:
+            tmp.unlink(missing_ok=True)
+            errors.append(f"{url}: {exc}")
+            continue
+        os.replace(tmp, final)
+        _fsync_dir(folder)
+        return final
+    raise DownloadError(
+        f"could not download {remote.filename} into {folder}/ from any address:\n  "
+        + "\n  ".join(errors or ["(no addresses)"]))
+
+
+def _check_member(name, dest):
+    p = PurePosixPath(name.replace("\\", "/"))
+    if p.is_absolute() or ".." in p.parts or (p.parts and ":" in p.parts[0]):
+        raise DatasetCorruptError(f"archive member {name!r} escapes the destination folder")
+    base = Path(dest).resolve()
+    full = (base / p).resolve()
+    if os.path.commonpath([str(base), str(full)]) != str(base):
+        raise DatasetCorruptError(f"archive member {name!r} escapes the destination folder")
+
+
+def safe_extract(archive, dest):
+    """Unpack a .tar(.gz) or .zip into ``dest`` refusing path traversal, links, devices."""
+    archive, dest = Path(archive), Path(dest)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                infos = zf.infolist()
+                for info in infos:
+                    _check_member(info.filename, dest)
+                    mode = (info.external_attr >> 16) & 0o170000
+                    if mode == 0o120000:
+                        raise DatasetCorruptError(f"{archive}: member {info.filename!r} is a link")
+                for info in infos:
+                    zf.extract(info, dest)
+        else:
+            with tarfile.open(archive, "r:*") as tf:
+                members = tf.getmembers()
+                for m in members:
+                    _check_member(m.name, dest)
+                    if not (m.isfile() or m.isdir()):
+                        raise DatasetCorruptError(
+                            f"{archive}: member {m.name!r} is a link or special file")
+                if hasattr(tarfile, "data_filter"):
+                    tf.extractall(dest, members=members, filter="data")
+                else:  # pragma: no cover - old Python
+                    tf.extractall(dest, members=members)
+    except DatasetError:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise DatasetCorruptError(f"{archive}: cannot unpack ({exc}); delete it and download "
+                                  "it again") from exc
+
+
+def _find_dir(base, name, depth=3):
+    base = Path(base)
+    if (base / name).is_dir():
+        return base / name
+    if depth == 0:
+        return None
+    for sub in sorted(p for p in base.iterdir() if p.is_dir() and p.name != "__MACOSX"):
+        found = _find_dir(sub, name, depth - 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _extract_into(archive, folder, wanted_dir):
+    """Unpack ``archive`` and move its ``wanted_dir`` folder to ``folder/wanted_dir``."""
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{wanted_dir}.", suffix=".extract"))
+    try:
+        safe_extract(archive, tmp)
+        src = _find_dir(tmp, wanted_dir)
+        if src is None:
+            raise DatasetCorruptError(f"{archive}: contains no folder {wanted_dir}/")
+        dst = Path(folder) / wanted_dir
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(src, dst)
+        _fsync_dir(folder)
+        return dst
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _requested_splits(name, split):
+    if split is None:
+        return ("train", "test")
+    if isinstance(split, str):
+        return (check_split(name, split),)
+    return tuple(check_split(name, s) for s in split)
+
+
+def download(name, root=None, progress=True, mirrors=None, split=None,
+             timeout=DEFAULT_TIMEOUT, keep_archive=False) -> Path:
+    """Download (and for archives, unpack) dataset ``name`` into its data folder.
+
+    ``split``: None (train and test), one split or a list (SVHN ``extra`` only on request).
+    Files already present and passing their checksum are kept. ``mirrors``: list of base URLs
+    replacing the built-in addresses (used by the tests). Returns the dataset folder.
+    """
+    name = canonical_name(name)
+    splits = _requested_splits(name, split)
+    folder = target_dir(name, root)
+    folder.mkdir(parents=True, exist_ok=True)
+    for remote in REMOTE[name]:
+        if not set(remote.splits) & set(splits):
+            continue
+        if remote.extract:
+            wanted = CIFAR_DIR if name == "cifar10" else NMNIST_DIRS[remote.splits[0]]
+            if all(_split_present(name, folder, s) is not None for s in remote.splits):
+                continue
+            archive = folder / remote.filename
+            if archive.is_file():
+                try:
+                    check_file(archive, remote.md5, remote.content_sha256)
+                except DatasetCorruptError:
+                    archive.unlink()
+            if not archive.is_file():
+                archive = fetch(remote, folder, progress, mirrors, timeout)
+            _extract_into(archive, folder, wanted)
+            if not keep_archive:
+                archive.unlink(missing_ok=True)
+        else:
+            existing = (idx_path(folder, remote.filename) if remote.filename.endswith(".gz")
+                        else (folder / remote.filename if (folder / remote.filename).is_file()
+                              else None))
+            if existing is not None:
+                try:
+                    check_file(existing, remote.md5, remote.content_sha256)
+                    continue
+                except DatasetCorruptError:
+                    existing.unlink()
+            fetch(remote, folder, progress, mirrors, timeout)
+    return folder
+
+
+_download_dataset = download
+
+
+def ensure_available(name, root=None, download: bool = False, split=None, progress=True,
+                     mirrors=None) -> Path:
+    """Make sure ``split`` (default: train and test) of ``name`` is on disk; return the
+    folder holding the first requested split. With ``download=False`` a missing dataset
+    raises :class:`DatasetNotFoundError` saying which files to put where."""
+    name = canonical_name(name)
+    splits = _requested_splits(name, split)
+    found = [locate(name, s, root) for s in splits]
+    if all(f is not None for f in found):
+        return found[0]
+    missing = splits[[f is None for f in found].index(True)]
+    if not download:
+        raise DatasetNotFoundError(missing_message(name, missing, root))
+    try:
+        _download_dataset(name, root, progress=progress, mirrors=mirrors, split=splits)
+    except DownloadError as exc:
+        raise DownloadError(f"{exc}\n{missing_message(name, missing, root)}") from exc
+    found = [locate(name, s, root) for s in splits]
+    if any(f is None for f in found):
+        raise DatasetNotFoundError(missing_message(name, missing, root,
+                                                   "(download finished but files are missing)"))
+    return found[0]
+
+
+# ---------------------------------------------------------------------------------------
+# Verification
+# ---------------------------------------------------------------------------------------
+def verify(name, root=None, split=None) -> dict:
+    """Full check of dataset ``name`` on disk; returns {file or folder: how it was checked}.
+
+    MNIST/Fashion-MNIST: .gz md5 or decompressed sha256 of every file. SVHN: md5 of each .mat.
+    CIFAR-10: the tarball's md5 if still present, and every batch parsed with exact counts and
+    label histograms. N-MNIST: the zip's md5 if present, file counts and event-size sanity.
+    Raises :class:`DatasetError` on the first problem.
+    """
+    name = canonical_name(name)
+    splits = _requested_splits(name, split)
+    report = {}
+    for s in splits:
+        folder = locate(name, s, root)
+        if folder is None:
+            raise DatasetNotFoundError(missing_message(name, s, root))
+        if name in ("mnist", "fashion-mnist", "svhn"):
+            for remote in REMOTE[name]:
+                if s not in remote.splits:
+                    continue
+                path = (idx_path(folder, remote.filename) if name != "svhn"
+                        else folder / remote.filename)
+                report[str(path)] = check_file(path, remote.md5, remote.content_sha256)
+            if name != "svhn":
+                from .loaders import load
+                _, labels = load(name, s, root)
+                _check_histogram(name, s, labels, folder)
+        elif name == "cifar10":
+            tarball = folder.parent / REMOTE[name][0].filename
+            if tarball.is_file():
+                report[str(tarball)] = check_file(tarball, REMOTE[name][0].md5)
+            import numpy as np
+            labels = np.concatenate([read_cifar_batch(folder / f)[1] for f in
+                                     (CIFAR_TRAIN if s == "train" else CIFAR_TEST)])
+            _check_histogram(name, s, labels, folder)
+            report[f"{folder} ({s})"] = "parsed, counts and label histogram"
+        else:  # nmnist
+            remote = next(r for r in REMOTE[name] if s in r.splits)
+            archive = folder.parent / remote.filename
+            if archive.is_file():
+                report[str(archive)] = check_file(archive, remote.md5)
+            from .formats import list_nmnist
+            files = list_nmnist(folder)
+            expected = DATASETS[name].train_count if s == "train" else DATASETS[name].test_count
+            if len(files) != expected:
+                raise DatasetCorruptError(f"{folder}: {len(files)} recordings, expected "
+                                          f"{expected}; unpack {remote.filename} again")
+            bad = [p for p, _ in files if p.stat().st_size % 5]
+            if bad:
+                raise DatasetCorruptError(f"{bad[0]}: size not a multiple of 5 bytes "
+                                          f"({len(bad)} such files); unpack again")
+            report[f"{folder} ({s})"] = "file count and sizes"
+    return report
+
+
+def _check_histogram(name, split, labels, folder):
+    import numpy as np
+
+    want = LABEL_HISTOGRAMS.get((name, split))
+    if want is None:
+        return
+    got = tuple(int(v) for v in np.bincount(labels, minlength=10))
+    if got != want:
+        raise DatasetCorruptError(f"{folder}: {name} {split} label histogram {got} differs "
+                                  f"from the real one {want}; download it again")
