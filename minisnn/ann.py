@@ -1,0 +1,371 @@
+"""ANN baseline and ANN-to-SNN conversion (the two reference columns of the thesis' table 4.9).
+
+ANN
+---
+The same architectures as :mod:`minisnn.models`, with every LIF layer replaced by a
+:class:`ReLU` and every spiking pool by a plain 2x2 :class:`AvgPool`, trained by the same
+hand-written engine (no autograd). An ANN is an ordinary :class:`~minisnn.network.Network`
+fed a single-step "frame": ``net.forward(x[None], T=1)``. With one step the Output layer's
+leaky sum is exactly its input, so the network returns ``W x`` and the backward (which
+works on accumulated quantities) is the exact gradient of the ANN: the spiking engine's
+``delta = e / T`` with ``T = 1`` and every "spike count" replaced by the activation itself.
+
+    forward(net, images, train=False)   -> outputs (B, classes)
+    build(name, input_shape, ...)       -> a ReLU / AvgPool Network (mirrors models.build)
+    train(net, images, labels, epochs, ...)
+
+ReLU forward max(0, x), backward ``grad * [x > 0]`` (the stored mask). In linear mode
+(``set_gain``), like the spiking neurons, it is ``gain * x`` so the linearised whole-chain
+finite-difference test of :mod:`tests.gradcheck` covers it too. ReLU derives from the neuron
+base class, so ``Network.neuron_layers()`` lists it and ``Network.spike_rates()`` gives the
+fraction of active units.
+
+ANN-to-SNN conversion (Rueckauer et al. 2017, data-based normalisation)
+----------------------------------------------------------------------
+``convert(ann, images, percentile=99.9)`` returns a spiking Network with the ANN's weights:
+
+* every ReLU becomes an IF neuron (no leak, threshold 1) with **reset by subtraction**
+  (:class:`IFSubtract`, defined here; minisnn's own neurons reset to zero, which loses the
+  charge above threshold and biases high rates down). ``reset="zero"`` uses the engine's
+  hard reset instead, for comparison;
+* every AvgPool stays a plain linear average of the incoming spikes (values 0, 1/4, ...,
+  1 per step) that feeds the next layer directly, without pooling neurons;
+* the Output layer integrates without leak, so its output is ``W sum_t s_t / T``;
+* normalisation: lambda_l = the ``percentile``-th percentile (99.9 by default; 99.99 or 100 =
+  the maximum are the usual alternatives) of the *positive* activations of ReLU layer l on
+  training images; each weight is scaled ``W_l <- W_l lambda_{in} / lambda_l`` where
+  lambda_in is the lambda of the neurons feeding it (1 for the image, whose values are in
+  [0, 1]), and the output layer by ``lambda_in`` alone. Then a neuron's firing rate
+  approximates its ANN activation / lambda_l, clipped at one spike per step. Average pools
+  are linear and pass lambda through unchanged. In a residual block the second neuron
+  layer's two inputs are scaled separately (W2 by lambda_a / lambda_b, the skip by
+  lambda_in / lambda_b). Sengupta et al. 2019's spike-based threshold balancing is not
+  implemented; this is the data-based variant, equivalent up to the choice of lambda.
+* input: analog rate coding, Poisson with scale 1 (a pixel of value x spikes with
+  probability x per step), the network's encoder.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from . import models, ops
+from .backend import Backend
+from .encoding import PoissonEncoder
+from .layers import (LIF, Conv2d, Dropout, Layer, Linear, Output, ResidualBlock,
+                     SpikingAvgPool, _Neurons)
+from .loss import correct, mse_loss
+from .network import Network
+from .neurons import integrate_and_fire
+from .optim import SGD, MultiStepLR
+
+
+# ------------------------------------------------------------------------------------------
+# Layers
+# ------------------------------------------------------------------------------------------
+
+class ReLU(_Neurons):
+    """max(0, x); backward grad * [x > 0] on the stored mask; ``gain * x`` in linear mode.
+
+    Meant for single-step networks (T = 1): the mask is that of the input of the last chunk.
+    """
+
+    keep_trace = False
+
+    def __init__(self, name=None):
+        super().__init__(name)
+        self.gain = None
+        self.mask = None
+
+    def reset(self, batch_size, training, linear=False, rng=None):
+        Layer.reset(self, batch_size, training, linear, rng)
+        self.mask = None
+        self.active = self.xp.zeros((batch_size,) + self.out_shape, self.dtype) if not linear else None
+        self.steps = 0
+
+    def forward(self, x):
+        if self.linear:
+            return x * self.gain
+        mask = (x > 0).astype(x.dtype)
+        self.mask = mask[-1]
+        self.active += mask.sum(axis=0)
+        return x * mask
+
+    def derivative(self):
+        return self.gain if self.linear else self.mask
+
+    def backward(self, grad):
+        return grad * self.derivative()
+
+    @property
+    def spike_count(self):
+        """Number of steps each unit was active (for ``spike_rates``: the active fraction)."""
+        return self.active
+
+
+class AvgPool(Layer):
+    """Plain 2x2 stride-2 average (odd sizes floored), applied per step; backward spreads / 4."""
+
+    def output_shape(self, in_shape):
+        h, w, c = in_shape
+        return (h // 2, w // 2, c)
+
+    def forward(self, x):
+        steps, batch = x.shape[:2]
+        pooled = ops.avg_pool2x2(x.reshape((steps * batch,) + self.in_shape))
+        return pooled.reshape((steps, batch) + self.out_shape)
+
+    def backward(self, grad):
+        return ops.avg_pool2x2_backward(self.xp, grad, (grad.shape[0],) + self.in_shape)
+
+
+class IFSubtract(_Neurons):
+    """IF neurons (no leak) for converted networks. ``reset="subtract"``: U <- U - V_th on a
+    spike (keeps the residual charge, Rueckauer et al. 2017); ``reset="zero"``: minisnn's hard
+    reset. Forward only (a converted network is not trained)."""
+
+    keep_trace = False
+
+    def __init__(self, threshold=1.0, reset="subtract", name=None):
+        super().__init__(name)
+        if reset not in ("subtract", "zero"):
+            raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
+        self.threshold, self.reset_mode = threshold, reset
+        self.gain = None
+
+    def forward(self, currents):
+        if self.linear:
+            return currents * self.gain
+        if self.reset_mode == "zero":
+            return integrate_and_fire(self.xp, currents, self.state, self.threshold)
+        v = self.state.potential
+        for t in range(currents.shape[0]):
+            v += currents[t]
+            spikes = currents[t]
+            self.xp.greater_equal(v, self.threshold, out=spikes)
+            v -= spikes * self.threshold
+        self.state.count += currents.sum(axis=0)
+        return currents
+
+    def backward(self, grad):
+        raise NotImplementedError("a converted network is for inference only")
+
+
+# ------------------------------------------------------------------------------------------
+# Building and running ANNs
+# ------------------------------------------------------------------------------------------
+
+def _swap(layer):
+    """The ANN counterpart of one layer of a spiking model (residual blocks in place)."""
+    if isinstance(layer, LIF):
+        return ReLU(name=layer.name)
+    if isinstance(layer, SpikingAvgPool):
+        return AvgPool(name=layer.name)
+    if isinstance(layer, ResidualBlock):
+        layer.lif_a = ReLU(name=layer.lif_a.name)
+        layer.lif_b = ReLU(name=layer.lif_b.name)
+    return layer
+
+
+def build(name, input_shape=(3, 32, 32), num_classes=10, width=1.0, backend=None, *, dropout=None,
+          seed=0, init_gain=None, resnet11_skip="subsample", **_ignored):
+    """The ANN of model ``name``: :func:`minisnn.models.layers` with LIF -> ReLU and
+    SpikingAvgPool -> AvgPool; same layer names, weight shapes and initialisation, so a
+    checkpoint's weights fit either. Dropout layers (the model's default p unless given) act
+    only in training. Spiking-only keywords (threshold, leak, ...) are accepted and ignored.
+    """
+    stack = models.layers(name, input_shape, num_classes, width, dropout=dropout,
+                          resnet11_skip=resnet11_skip)
+    stack = [_swap(layer) for layer in stack]
+    key = str(name).lower()
+    gain = (1.0 if key.startswith("resnet") else 2.0) if init_gain is None else init_gain
+    return Network(stack, input_shape, backend=backend, init_gain=gain, seed=seed,
+                   name=f"{key}-ann")
+
+
+def forward(net, images, train=False, rng_key=(0,)):
+    """ANN output W x for a batch of images (B, C, H, W): one step of the network."""
+    return net.forward(images[None], T=1, train=train, rng_key=rng_key)
+
+
+def _device_batches(net, images, labels, batch_size, order=None):
+    """(x float [0, 1] on the device, y) batches of uint8 or float host images."""
+    n = len(images)
+    order = np.arange(n) if order is None else order
+    for i in range(0, n, batch_size):
+        idx = order[i:i + batch_size]
+        x = np.asarray(images[idx])
+        x = x.astype(net.backend.dtype) / 255.0 if x.dtype == np.uint8 else x.astype(net.backend.dtype)
+        yield net.backend.to_device(x), net.backend.to_device(np.asarray(labels[idx], dtype=np.int64))
+
+
+def train(net, images, labels, epochs=1, batch_size=64, lr=0.005, momentum=0.9, weight_decay=5e-4,
+          milestones=(), seed=0, log=None):
+    """SGD on the MSE loss of :mod:`minisnn.loss` (summed over the batch), the same engine and
+    loss as the spiking networks. Returns the per-epoch mean training loss and accuracy."""
+    opt = SGD(net.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
+    schedule = MultiStepLR(opt, milestones)
+    history = []
+    for epoch in range(epochs):
+        schedule.set_epoch(epoch)
+        order = Backend.host_rng(seed, "ann-shuffle", epoch).permutation(len(labels))
+        total_loss, hits, seen = 0.0, 0, 0
+        for step, (x, y) in enumerate(_device_batches(net, images, labels, batch_size, order)):
+            out = forward(net, x, train=True, rng_key=(seed, epoch, step))
+            loss, error = mse_loss(net.xp, out, y)
+            net.backward(error)
+            opt.step(net.gradients())
+            total_loss += float(loss)
+            hits += int(correct(net.xp, out, y))
+            seen += len(y)
+        history.append({"epoch": epoch + 1, "loss": total_loss / seen, "accuracy": hits / seen})
+        if log:
+            log(f"ann epoch {epoch + 1}/{epochs}: loss {total_loss / seen:.4f} "
+                f"train acc {100 * hits / seen:.2f} %")
+    return history
+
+
+def evaluate(net, images, labels, batch_size=256):
+    """Accuracy of an ANN (single-step network) on host images."""
+    hits = 0
+    for x, y in _device_batches(net, images, labels, batch_size):
+        hits += int(correct(net.xp, forward(net, x), y))
+    return hits / len(labels)
+
+
+def evaluate_snn(net, images, labels, T, batch_size=64, seed=0):
+    """Accuracy of a spiking network (converted or trained) rate-coding host images over T."""
+    hits = 0
+    for i, (x, y) in enumerate(_device_batches(net, images, labels, batch_size)):
+        hits += int(correct(net.xp, net.forward(x, T, rng_key=(seed, "eval", i)), y))
+    return hits / len(labels)
+
+
+# ------------------------------------------------------------------------------------------
+# Conversion
+# ------------------------------------------------------------------------------------------
+
+def activation_scales(ann, images, percentile=99.9, batch_size=256, limit=None):
+    """lambda per ReLU layer: the ``percentile``-th percentile of its positive activations on
+    ``images`` (host, uint8 or float in [0, 1]); 100 gives the maximum."""
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    images = images if limit is None else images[:limit]
+    relus = [layer for layer in ann.all_layers() if isinstance(layer, ReLU)]
+    values = {layer.name: [] for layer in relus}
+    captured = {}
+    originals = {}
+    for layer in relus:
+        originals[layer.name] = layer.forward
+
+        def hook(x, layer=layer):
+            out = originals[layer.name](x)
+            captured[layer.name] = out
+            return out
+        layer.forward = hook
+    try:
+        for x, _ in _device_batches(ann, images, np.zeros(len(images), np.int64), batch_size):
+            forward(ann, x)
+            for name, out in captured.items():
+                host = ann.backend.to_host(out).reshape(-1)
+                values[name].append(host[host > 0])
+    finally:
+        for layer in relus:
+            del layer.forward
+    scales = {}
+    for name, parts in values.items():
+        allv = np.concatenate(parts) if parts else np.zeros(0)
+        scales[name] = float(np.percentile(allv, percentile)) if allv.size else 1.0
+        if scales[name] <= 0:
+            scales[name] = 1.0
+    return scales
+
+
+class ScaledSkip(Layer):
+    """A parameter-free skip (identity or subsample) times a constant: in a converted residual
+    block the skip carries spikes of scale lambda_in into neurons of scale lambda_b."""
+
+    def __init__(self, inner, factor, name=None):
+        super().__init__(name or inner.name)
+        self.inner, self.factor = inner, float(factor)
+
+    def build(self, backend, in_shape):
+        super().build(backend, in_shape)
+        self.out_shape = self.inner.build(backend, in_shape)
+        return self.out_shape
+
+    def reset(self, batch_size, training, linear=False, rng=None):
+        super().reset(batch_size, training, linear, rng)
+        self.inner.reset(batch_size, training, linear, rng)
+
+    def forward(self, x):
+        out = self.inner.forward(x)
+        return out * self.factor if self.factor != 1.0 else out
+
+
+def _fresh(layer):
+    """A copy of an unbuilt-or-built layer with its own (empty) parameter dicts, so building the
+    converted network cannot overwrite the ANN's weights."""
+    new = copy.copy(layer)
+    new.params, new.grads = {}, {}
+    return new
+
+
+def convert(ann, images, percentile=99.9, reset="subtract", scales=None, time_chunk=10,
+            encoder=None, limit=2000, backend=None):
+    """A spiking Network with the ANN's weights, normalised layer by layer (module docstring).
+
+    ``images``: training images (host) used for the activation statistics (the first
+    ``limit``). ``scales`` ({ReLU name: lambda}) skips the statistics. Returns
+    ``(snn, scales)``; run the SNN with ``snn.forward(images, T)``.
+    """
+    if scales is None:
+        scales = activation_scales(ann, images, percentile, limit=limit)
+    backend = backend or ann.backend
+    params = {k: ann.backend.to_host(v).astype(np.float64) for k, v in ann.parameters().items()}
+    layers, new_params = [], {}
+    current = 1.0                                   # lambda of the spikes flowing in
+
+    def scaled(name, factor):
+        new_params[f"{name}.weight"] = params[f"{name}.weight"] * factor
+
+    pending = None                                  # the weighted layer feeding the next ReLU
+    for layer in ann.layers:
+        if isinstance(layer, ReLU):
+            lam = scales[layer.name]
+            scaled(pending.name, current / lam)
+            current = lam
+            layers.append(IFSubtract(1.0, reset, name=layer.name))
+        elif isinstance(layer, (Conv2d, Linear)):
+            pending = layer
+            layers.append(_fresh(layer))
+        elif isinstance(layer, Output):
+            scaled(layer.name, current)
+            layers.append(Output(layer.weight_shape[1], layer.weight_shape[0], leak=1.0, name=layer.name))
+        elif isinstance(layer, ResidualBlock):
+            lam_a, lam_b = scales[layer.lif_a.name], scales[layer.lif_b.name]
+            c_out, c_in = layer.conv_a.weight_shape[:2]
+            block = ResidualBlock(c_in, c_out, layer.conv_b.stride, layer.skip_kind, name=layer.name)
+            block.lif_a = IFSubtract(1.0, reset, name=layer.lif_a.name)
+            block.lif_b = IFSubtract(1.0, reset, name=layer.lif_b.name)
+            scaled(layer.conv_a.name, current / lam_a)
+            scaled(layer.conv_b.name, lam_a / lam_b)
+            if isinstance(layer.skip, Conv2d):
+                scaled(layer.skip.name, current / lam_b)
+            else:
+                block.skip = ScaledSkip(block.skip, current / lam_b)
+            current = lam_b
+            layers.append(block)
+        elif isinstance(layer, Dropout):
+            continue
+        else:                                        # AvgPool, Flatten, Identity: linear, keep lambda
+            layers.append(_fresh(layer))
+    snn = Network(layers, ann.input_shape, backend=backend, encoder=encoder or PoissonEncoder(1.0),
+                  time_chunk=time_chunk, name=ann.name.replace("-ann", "") + "-converted")
+    snn.load_parameters(new_params)
+    return snn, scales
+
+
+__all__ = ["ReLU", "AvgPool", "IFSubtract", "build", "forward", "train", "evaluate",
+           "evaluate_snn", "activation_scales", "convert", "ScaledSkip"]
