@@ -87,11 +87,11 @@ class Conv2d(_Weighted):
     """2-D convolution without bias; weight shape (C_out, C_in, k, k)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, name=None,
-                 max_rows=1 << 16):
+                 block_bytes=8 << 20):
         super().__init__(name)
         self.weight_shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.stride, self.padding, self.kernel_size = stride, padding, kernel_size
-        self.max_rows = max_rows
+        self.block_bytes = block_bytes
 
     def output_shape(self, in_shape):
         h, w, c = in_shape
@@ -104,7 +104,7 @@ class Conv2d(_Weighted):
         self.count_input(x)
         steps, batch = x.shape[:2]
         out = ops.conv2d(self.xp, x.reshape((steps * batch,) + self.in_shape), self.params["weight"],
-                         self.stride, self.padding, self.max_rows)
+                         self.stride, self.padding, self.block_bytes)
         return out.reshape((steps, batch) + self.out_shape)
 
     def backward(self, delta):

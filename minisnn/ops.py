@@ -52,23 +52,56 @@ def weight_matrix(weight):
     return weight.transpose(2, 3, 1, 0).reshape(-1, c_out)
 
 
-def conv2d(xp, x, weight, stride, padding, max_rows=None):
+def conv2d(xp, x, weight, stride, padding, block_bytes=8 << 20):
     """Convolution of ``x`` (N, H, W, C_in) with ``weight`` (C_out, C_in, k, k), no bias.
 
-    ``max_rows`` bounds the im2col matrix: the batch is split so that no patch matrix holds
-    more than that many rows (the memory bound of chunked execution).
+    The batch is processed in blocks whose patch matrix holds at most ``block_bytes``, written
+    into one reused buffer, so the patches are multiplied while they are still in cache.
+    Layers with few input channels (the first layer) build the patch matrix transposed,
+    one contiguous image slab per kernel tap, which copies far faster than 1-channel windows.
     """
-    n, h, w, _ = x.shape
+    n, h, w, c = x.shape
     c_out, _, k, _ = weight.shape
     ho = conv_output_size(h, k, stride, padding)
     wo = conv_output_size(w, k, stride, padding)
+    taps = k * k * c
     wmat = weight_matrix(weight)
     out = xp.empty((n, ho, wo, c_out), dtype=x.dtype)
-    step = n if max_rows is None else max(1, max_rows // (ho * wo))
+    xpad = pad_hw(xp, x, padding)
+    step = max(1, min(n, block_bytes // (ho * wo * taps * x.itemsize)))
+    if k * c < 8:
+        cols = xp.empty((taps, step, ho, wo), dtype=x.dtype)
+    else:
+        cols = xp.empty((step, ho, wo, k, k, c), dtype=x.dtype)
     for i in range(0, n, step):
-        cols = im2col(xp, x[i:i + step], k, stride, padding)
-        xp.matmul(cols, wmat, out=out[i:i + step].reshape(-1, c_out))
+        m = min(step, n - i)
+        if k * c < 8:
+            patches = _slab_patches(xp, xpad[i:i + m], cols[:, :m], k, stride, ho, wo)
+        else:
+            patches = _window_patches(xp, xpad[i:i + m], cols[:m], k, stride, ho, wo)
+        xp.matmul(patches, wmat, out=out[i:i + m].reshape(-1, c_out))
     return out
+
+
+def _window_patches(xp, xpad, cols, k, stride, ho, wo):
+    """Patch matrix (m * H' * W', k * k * C) copied from the strided windows of ``xpad``."""
+    sn, sh, sw, sc = xpad.strides
+    m, c = xpad.shape[0], xpad.shape[3]
+    cols[...] = xp.lib.stride_tricks.as_strided(
+        xpad, shape=(m, ho, wo, k, k, c), strides=(sn, sh * stride, sw * stride, sh, sw, sc))
+    return cols.reshape(m * ho * wo, k * k * c)
+
+
+def _slab_patches(xp, xpad, cols, k, stride, ho, wo):
+    """The same patch matrix built transposed: row (dy, dx, c) is one shifted image slab."""
+    c = xpad.shape[3]
+    for dy in range(k):
+        for dx in range(k):
+            for ci in range(c):
+                cols[(dy * k + dx) * c + ci] = xpad[:, dy:dy + stride * ho:stride, dx:dx + stride * wo:stride, ci]
+    if not cols.flags.c_contiguous:
+        cols = xp.ascontiguousarray(cols)
+    return cols.reshape(cols.shape[0], -1).T
 
 
 def conv2d_backward_input(xp, delta, weight, input_shape, stride, padding):
@@ -88,9 +121,12 @@ def conv2d_backward_weight(xp, x, delta, kernel_shape, stride, padding):
 
 def avg_pool2x2(x):
     """2x2, stride-2 average of (N, H, W, C); an odd last row or column is dropped (floor)."""
-    n, h, w, c = x.shape
-    x = x[:, :h - h % 2, :w - w % 2, :]
-    return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+    ho, wo = x.shape[1] // 2, x.shape[2] // 2
+    out = x[:, 0:2 * ho:2, 0:2 * wo:2] + x[:, 1:2 * ho:2, 0:2 * wo:2]
+    out += x[:, 0:2 * ho:2, 1:2 * wo:2]
+    out += x[:, 1:2 * ho:2, 1:2 * wo:2]
+    out *= 0.25
+    return out
 
 
 def avg_pool2x2_backward(xp, delta, input_shape):

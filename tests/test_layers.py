@@ -70,7 +70,7 @@ def test_conv2d_backward_matches_finite_differences(in_shape, out_ch, k, s, p):
 def test_conv2d_chunked_im2col_gives_the_same_output():
     rng = np.random.default_rng(3)
     whole = build(Conv2d(3, 4, 3, 1, 1, name="a"), (8, 8, 3), rng)
-    pieces = build(Conv2d(3, 4, 3, 1, 1, name="b", max_rows=70), (8, 8, 3), rng)
+    pieces = build(Conv2d(3, 4, 3, 1, 1, name="b", block_bytes=70 * 27 * 8), (8, 8, 3), rng)
     pieces.params["weight"][...] = whole.params["weight"]
     x = rng.uniform(0, 1, (2, BATCH, 8, 8, 3))
     np.testing.assert_allclose(whole.forward(x), pieces.forward(x), rtol=1e-12)
