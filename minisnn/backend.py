@@ -10,6 +10,11 @@ its iteration counter alone, which is what makes checkpoint resume bitwise exact
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import re
+
 import numpy as np
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -101,6 +106,50 @@ class Backend:
         """Wait for queued device work (for timing); nothing to do on the CPU."""
         if self.device == "gpu":
             self.xp.cuda.Stream.null.synchronize()
+
+
+def cpu_count() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _openblas_thread_functions():
+    """(get, set) of the OpenBLAS that NumPy loaded, or None where it cannot be found."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", maps.read())))
+    except OSError:
+        return None
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", "")):
+            getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if getter is not None and setter is not None:
+                return getter, setter
+    return None
+
+
+_BLAS = _openblas_thread_functions()
+
+
+@contextlib.contextmanager
+def blas_threads(count: int):
+    """Run the enclosed code with NumPy's BLAS limited to ``count`` threads (OpenBLAS only;
+    elsewhere a no-op). The network's CPU workers each call BLAS with one thread."""
+    if _BLAS is None:
+        yield
+        return
+    getter, setter = _BLAS
+    before = getter()
+    setter(count)
+    try:
+        yield
+    finally:
+        setter(before)
 
 
 def get_backend(device: str = "cpu", dtype: str = "float32") -> Backend:

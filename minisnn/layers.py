@@ -4,6 +4,8 @@ Forward: a layer takes a chunk of the spike train of the layer below, shaped
 ``(T_chunk, B, *in_shape)``, and returns its own ``(T_chunk, B, *out_shape)``. State that lives
 longer than a chunk (membrane potentials, spike counts, the input counts x(T)) stays in the
 layer until the next :meth:`Layer.reset`, so the network can run the T steps chunk by chunk.
+``rows`` says which samples of the batch the chunk holds: on the CPU the network gives each
+thread a slice of the batch, and every layer updates only that slice of its state.
 
 Backward (algorithm.md, "one pass on accumulated quantities"): a layer takes dE/d(its output
 spike counts) ``(B, *out_shape)`` and returns dE/d(its input spike counts) ``(B, *in_shape)``,
@@ -22,6 +24,8 @@ import math
 
 from . import ops
 from .neurons import NeuronState, integrate_and_fire, lif_derivative
+
+ALL = slice(None)  # rows=ALL: the whole batch
 
 
 class Layer:
@@ -77,10 +81,10 @@ class _Weighted(Layer):
         super().reset(batch_size, training, linear, rng)
         self.input_count = self.xp.zeros((batch_size,) + self.in_shape, self.dtype) if training else None
 
-    def count_input(self, x):
+    def count_input(self, x, rows):
         """x(T) = sum_t s_t, the per-sample input spike count (eq 3.3), kept for the backward."""
         if self.training:
-            self.input_count += x.sum(axis=0)
+            self.input_count[rows] += x.sum(axis=0)
 
 
 class Conv2d(_Weighted):
@@ -100,8 +104,8 @@ class Conv2d(_Weighted):
         k, s, p = self.kernel_size, self.stride, self.padding
         return (ops.conv_output_size(h, k, s, p), ops.conv_output_size(w, k, s, p), self.weight_shape[0])
 
-    def forward(self, x):
-        self.count_input(x)
+    def forward(self, x, rows=ALL):
+        self.count_input(x, rows)
         steps, batch = x.shape[:2]
         out = ops.conv2d(self.xp, x.reshape((steps * batch,) + self.in_shape), self.params["weight"],
                          self.stride, self.padding, self.block_bytes)
@@ -127,8 +131,8 @@ class Linear(_Weighted):
             raise ValueError(f"{self.name}: expects ({self.weight_shape[1]},) inputs, got {in_shape}")
         return (self.weight_shape[0],)
 
-    def forward(self, x):
-        self.count_input(x)
+    def forward(self, x, rows=ALL):
+        self.count_input(x, rows)
         return x @ self.params["weight"].T
 
     def backward(self, delta):
@@ -142,7 +146,7 @@ class Flatten(Layer):
     def output_shape(self, in_shape):
         return (math.prod(in_shape),)
 
-    def forward(self, x):
+    def forward(self, x, rows=ALL):
         return x.reshape(x.shape[:2] + self.out_shape)
 
     def backward(self, grad):
@@ -183,10 +187,10 @@ class LIF(_Neurons):
         self.threshold, self.leak = threshold, leak
         self.gain = None
 
-    def forward(self, currents):
+    def forward(self, currents, rows=ALL):
         if self.linear:
             return currents * self.gain
-        return integrate_and_fire(self.xp, currents, self.state, self.threshold, self.leak)
+        return integrate_and_fire(self.xp, currents, self.state.rows(rows), self.threshold, self.leak)
 
     def derivative(self):
         """a'(net) per neuron (eq 3.22), or the frozen gain in linear mode."""
@@ -216,13 +220,13 @@ class SpikingAvgPool(_Neurons):
         h, w, c = in_shape
         return (h // 2, w // 2, c)
 
-    def forward(self, x):
+    def forward(self, x, rows=ALL):
         steps, batch = x.shape[:2]
         pooled = ops.avg_pool2x2(x.reshape((steps * batch,) + self.in_shape))
         pooled = pooled.reshape((steps, batch) + self.out_shape)
         if self.linear:
             return pooled * self.gain
-        return integrate_and_fire(self.xp, pooled, self.state, self.threshold)
+        return integrate_and_fire(self.xp, pooled, self.state.rows(rows), self.threshold)
 
     def derivative(self):
         if self.linear:
@@ -251,8 +255,8 @@ class Dropout(Layer):
             keep = rng.random((batch_size,) + self.in_shape, dtype=self.dtype) >= self.p
             self.mask = keep.astype(self.dtype) * (1.0 / (1.0 - self.p))
 
-    def forward(self, x):
-        return x if self.mask is None else x * self.mask
+    def forward(self, x, rows=ALL):
+        return x if self.mask is None else x * self.mask[rows]
 
     def backward(self, grad):
         return grad if self.mask is None else grad * self.mask
@@ -280,16 +284,15 @@ class Output(_Weighted):
     def reset(self, batch_size, training, linear=False, rng=None):
         super().reset(batch_size, training, linear, rng)
         self.leaky_sum = self.xp.zeros((batch_size,) + self.in_shape, self.dtype)
-        self.steps = 0
 
-    def forward(self, x):
-        self.count_input(x)
+    def forward(self, x, rows=ALL):
+        self.count_input(x, rows)
         leak = 1.0 if self.linear else self.leak
         chunk = x.shape[0]
         powers = self.xp.asarray([leak ** (chunk - 1 - t) for t in range(chunk)], dtype=self.dtype)
-        self.leaky_sum *= leak ** chunk
-        self.leaky_sum += self.xp.tensordot(powers, x, axes=(0, 0))
-        self.steps += chunk
+        leaky_sum = self.leaky_sum[rows]
+        leaky_sum *= leak ** chunk
+        leaky_sum += self.xp.tensordot(powers, x, axes=(0, 0))
 
     def output(self, T):
         """U^L(T) / T (eq 3.5)."""
@@ -302,7 +305,7 @@ class Output(_Weighted):
 
 
 class Identity(Layer):
-    def forward(self, x):
+    def forward(self, x, rows=ALL):
         return x
 
     def backward(self, grad):
@@ -316,7 +319,7 @@ class Subsample(Layer):
         h, w, c = in_shape
         return ((h + 1) // 2, (w + 1) // 2, c)
 
-    def forward(self, x):
+    def forward(self, x, rows=ALL):
         return x[:, :, ::2, ::2, :]
 
     def backward(self, grad):
@@ -383,11 +386,11 @@ class ResidualBlock(Layer):
         for layer in self.sublayers():
             layer.reset(batch_size, training, linear, rng)
 
-    def forward(self, x):
-        hidden = self.drop.forward(self.lif_a.forward(self.conv_a.forward(x)))
-        currents = self.conv_b.forward(hidden)
-        currents += self.skip.forward(x)
-        return self.lif_b.forward(currents)
+    def forward(self, x, rows=ALL):
+        hidden = self.drop.forward(self.lif_a.forward(self.conv_a.forward(x, rows), rows), rows)
+        currents = self.conv_b.forward(hidden, rows)
+        currents += self.skip.forward(x, rows)
+        return self.lif_b.forward(currents, rows)
 
     def backward(self, grad):
         delta = self.lif_b.backward(grad)

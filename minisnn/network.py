@@ -4,14 +4,19 @@ Execution shape (design.md): layer at a time over a chunk of time steps. Each co
 fc layer applies its weights to all ``T_chunk * B`` inputs of the chunk in a few large matrix
 products, then the neuron recursion runs over the chunk. The states carried between chunks are
 per-neuron, so memory is set by the chunk length, not by T.
+
+On the CPU the batch is also split across threads (``workers``): each thread runs every layer
+on its slice of the samples with single-threaded BLAS. NumPy releases the GIL inside its
+loops, so the element-wise neuron updates, which NumPy runs on one core, use every core too.
 """
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .backend import Backend
+from .backend import Backend, blas_threads, cpu_count
 from .encoding import PoissonEncoder
 from .layers import LIF, Layer, Output, SpikingAvgPool, _Neurons
 
@@ -24,7 +29,8 @@ class Network:
     """
 
     def __init__(self, layers, input_shape, backend: Backend | None = None, encoder=None,
-                 time_chunk: int = 10, init_gain: float = 2.0, seed: int = 0, name: str = "network"):
+                 time_chunk: int = 10, init_gain: float = 2.0, seed: int = 0, name: str = "network",
+                 workers: int | None = None):
         if not layers or not isinstance(layers[-1], Output):
             raise ValueError("a Network must end with an Output layer")
         self.layers = list(layers)
@@ -35,6 +41,8 @@ class Network:
         self.encoder = encoder or PoissonEncoder()
         self.time_chunk = time_chunk
         self.init_gain = init_gain
+        self.workers = workers
+        self._pool = None
         shape = self._internal_shape(self.input_shape)
         for layer in self.layers:
             shape = layer.build(self.backend, shape)
@@ -126,22 +134,42 @@ class Network:
         for index, layer in enumerate(self.layers):
             layer.reset(batch, train, linear, rng=self.backend.rng(*rng_key, "dropout", index))
         self.T = T
+        splits = self._batch_splits(batch, linear)
         if linear:
-            self._forward_chunk(self._to_internal(x)[None])
+            self._forward_chunk(self._to_internal(x)[None], splits)
         elif frames:
             for t0 in range(0, T, self.time_chunk):
-                self._forward_chunk(self._to_internal(x[t0:t0 + self.time_chunk]))
+                self._forward_chunk(self._to_internal(x[t0:t0 + self.time_chunk]), splits)
         else:
             rng = self.backend.rng(*rng_key, "encode")
             prepared = self.encoder.prepare(self.xp, self._to_internal(x))
             for t0 in range(0, T, self.time_chunk):
                 steps = min(self.time_chunk, T - t0)
-                self._forward_chunk(self.encoder.encode(self.xp, prepared, steps, rng))
+                self._forward_chunk(self.encoder.encode(self.xp, prepared, steps, rng), splits)
         return self.layers[-1].output(T)
 
-    def _forward_chunk(self, spikes):
+    def _batch_splits(self, batch, linear):
+        """Row slices of the batch, one per CPU worker thread (one slice on the GPU)."""
+        workers = self.workers or (cpu_count() if self.backend.device == "cpu" else 1)
+        workers = 1 if linear else max(1, min(workers, batch))
+        bounds = [batch * i // workers for i in range(workers + 1)]
+        return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+    def _forward_chunk(self, spikes, splits):
+        if len(splits) == 1:
+            self._forward_rows(spikes, splits[0])
+            return
+        if self._pool is None or self._pool._max_workers != len(splits):
+            self._pool = ThreadPoolExecutor(len(splits), thread_name_prefix="minisnn")
+        with blas_threads(1):
+            jobs = [self._pool.submit(self._forward_rows, self.xp.ascontiguousarray(spikes[:, rows]), rows)
+                    for rows in splits]
+            for job in jobs:
+                job.result()
+
+    def _forward_rows(self, spikes, rows):
         for layer in self.layers:
-            spikes = layer.forward(spikes)
+            spikes = layer.forward(spikes, rows)
 
     # -- backward --------------------------------------------------------------------------
     def backward(self, error):

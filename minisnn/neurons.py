@@ -22,6 +22,13 @@ class NeuronState:
         self.trace = xp.zeros(shape, dtype=dtype) if keep_trace else None
         self._scratch = xp.empty(shape, dtype=dtype)
 
+    def rows(self, rows):
+        """The state of some samples of the batch (views: updates write through)."""
+        view = object.__new__(NeuronState)
+        view.potential, view.count, view._scratch = self.potential[rows], self.count[rows], self._scratch[rows]
+        view.trace = None if self.trace is None else self.trace[rows]
+        return view
+
 
 def integrate_and_fire(xp, currents, state, threshold, leak=1.0):
     """LIF (leak < 1) or IF (leak = 1) neurons with hard reset to 0, over the chunk's time axis.
