@@ -404,7 +404,7 @@ def train_epoch(net, opt, iterator, config, epoch, frames, quiet=False, desc="tr
                 loss = float("nan")
             if not math.isfinite(loss):
                 raise NonFiniteLoss(f"the training loss became {loss} in epoch {epoch + 1}, batch {b + 1} "
-                                    f"(lr {opt.lr:g}); lower --lr. The last good checkpoint is kept.")
+                                    f"(lr {opt.lr:g}); training stopped, lower --lr")
             net.backward(error)
             opt.step(net.gradients())
             n = int(y.shape[0])
@@ -656,7 +656,8 @@ def _main(given):
 
 def _eval_only(net, data, config, ckpt, out, ver, quiet):
     wall = time.perf_counter()
-    result = evaluate(net, data.test, config, "test", int(ckpt.epoch), data.frames, quiet)
+    # the same Poisson draws as the test evaluation after the checkpoint's last epoch
+    result = evaluate(net, data.test, config, "test", max(int(ckpt.epoch) - 1, 0), data.frames, quiet)
     print(f"test: loss {_fmt(result['loss'])} accuracy {_fmt(result['accuracy'], True)} "
           f"({result['samples']} samples, {result['seconds']:.1f}s)", flush=True)
     metrics = {"mode": "eval-only", "checkpoint": str(ckpt.path), "checkpoint_epoch": ckpt.epoch,
@@ -742,9 +743,11 @@ def _train(net, opt, sched, data, config, out, ver, quiet, start_epoch, history,
                 print(f"test hook: paused after epoch {epoch + 1}", file=sys.stderr, flush=True)
                 time.sleep(3600)
     except NonFiniteLoss as exc:
+        kept = (f"the last good checkpoint {out / 'checkpoint.h5'} (epoch {len(history)}) is kept"
+                if (out / "checkpoint.h5").exists() else "no checkpoint had been written yet")
         metrics.update(status=f"failed: {exc}")
         write_outputs(out, metrics)
-        print(f"minisnn.train: error: {exc}", file=sys.stderr, flush=True)
+        print(f"minisnn.train: error: {exc}; {kept}", file=sys.stderr, flush=True)
         status = EXIT_NONFINITE
 
     if status == 0:
