@@ -90,7 +90,7 @@ print(f"units that fired but were dropped: {int(np.sum((fired > 0) & (mask == 0)
 # time integration. With per-step masks a unit's delivered count is a sum of $a$ spikes each
 # kept independently, so its variance is $a\,p/(1-p)$; with one mask it is $a^2\,p/(1-p)$ -
 # larger by a factor $a$, the spike count (summed over inputs, the deviation of the next
-layer's net input grows by $\sqrt{\mathbb E[a^2]/\mathbb E[a]}$). Only the held mask actually removes units, and so
+# layer's net input grows by $\sqrt{\mathbb E[a^2]/\mathbb E[a]}$). Only the held mask actually removes units, and so
 # prevents co-adaptation the way ANN dropout does. Measured on the net input of a next
 # layer:
 
