@@ -1,0 +1,112 @@
+"""Time one training (or inference) step of a minisnn model, in the peers' JSON format.
+
+Same workload as ../shared/bench/*_lenet.py: random MNIST-shaped inputs in [0, 1], random
+labels, Poisson input (|x| / 2 > u, the authors' encoding), summed MSE, SGD lr 0.0085 with weight
+decay 5e-4; one JSON line per run with impl, T, batch, mode, img_per_s (median over timed
+steps), step_s_median and peak_rss_mb. ``--threads`` is the number of CPU worker threads
+(each runs single-threaded BLAS on its slice of the batch).
+
+    python benchmarks/bench_train_step.py --model lenet5 --T 50 --batch 64 --mode train
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="lenet5")
+    ap.add_argument("--T", type=int, default=50, help="time steps")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=5, help="timed steps")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--mode", choices=["train", "infer"], default="train")
+    ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    ap.add_argument("--threads", type=int, default=2, help="CPU worker threads")
+    ap.add_argument("--time-chunk", type=int, default=10, help="time steps per chunk")
+    ap.add_argument("--input-shape", default=None, help="C,H,W (default: the model's dataset)")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of one step to stderr")
+    return ap.parse_args()
+
+
+def main():
+    args = parse_args()
+    # BLAS threads are set before NumPy loads; the network's workers provide the parallelism.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    import numpy as np
+
+    import minisnn
+    from minisnn import SGD, Backend, PoissonEncoder, mse_loss
+    from minisnn.backend import DeviceError
+    from minisnn.data import DATASETS
+    from minisnn.models import build, default_dataset
+
+    try:
+        backend = Backend(args.device, "float32")
+    except DeviceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if args.input_shape:
+        input_shape = tuple(int(v) for v in args.input_shape.split(","))
+    else:
+        input_shape = DATASETS[default_dataset(args.model)].input_shape
+    net = build(args.model, input_shape=input_shape, num_classes=10, backend=backend,
+                encoder=PoissonEncoder(scale=0.5), time_chunk=args.time_chunk)
+    net.workers = args.threads if args.device == "cpu" else 1
+    optimizer = SGD(net.parameters(), lr=0.0085, weight_decay=5e-4)
+    host = np.random.default_rng(0)
+    x = backend.to_device(host.random((args.batch,) + input_shape, dtype=np.float32))
+    y = backend.to_device(host.integers(0, 10, args.batch))
+
+    def train_step(i):
+        out = net.forward(x, args.T, train=True, rng_key=(0, i))
+        loss, error = mse_loss(backend.xp, out, y)
+        net.backward(error)
+        optimizer.step(net.gradients())
+        return loss
+
+    def infer_step(i):
+        return net.forward(x, args.T, train=False, rng_key=(0, i))
+
+    step = train_step if args.mode == "train" else infer_step
+    for i in range(args.warmup):
+        step(i)
+    backend.synchronize()
+    if args.profile:
+        import cProfile
+        import pstats
+        profiler = cProfile.Profile()
+        profiler.runcall(step, -1)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
+    times, cpus = [], []
+    for i in range(args.steps):
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        step(args.warmup + i)
+        backend.synchronize()
+        times.append(time.perf_counter() - t0)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpus.append((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime))
+    print(json.dumps({
+        "impl": "minisnn", "model": args.model, "device": args.device, "T": args.T,
+        "batch": args.batch, "mode": args.mode,
+        "img_per_s": round(statistics.median([args.batch / t for t in times]), 2),
+        "step_s_median": round(statistics.median(times), 4), "step_s_min": round(min(times), 4),
+        "step_s_all": [round(t, 4) for t in times],
+        "cpu_s_per_step_median": round(statistics.median(cpus), 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "timed_steps": args.steps, "warmup": args.warmup, "threads": args.threads,
+        "time_chunk": args.time_chunk, "loadavg_1m": round(os.getloadavg()[0], 2),
+        "numpy": np.__version__, "lib_version": minisnn.__version__,
+        "spike_rates": {k: round(v, 4) for k, v in net.spike_rates().items()},
+    }))
+
+
+if __name__ == "__main__":
+    main()
