@@ -53,7 +53,7 @@ import numpy as np
 from . import models, ops
 from .backend import Backend
 from .encoding import PoissonEncoder
-from .layers import (LIF, Conv2d, Dropout, Layer, Linear, Output, ResidualBlock,
+from .layers import (ALL, LIF, Conv2d, Dropout, Layer, Linear, Output, ResidualBlock,
                      SpikingAvgPool, _Neurons)
 from .loss import correct, mse_loss
 from .network import Network
@@ -80,16 +80,16 @@ class ReLU(_Neurons):
 
     def reset(self, batch_size, training, linear=False, rng=None):
         Layer.reset(self, batch_size, training, linear, rng)
-        self.mask = None
-        self.active = self.xp.zeros((batch_size,) + self.out_shape, self.dtype) if not linear else None
-        self.steps = 0
+        shape = (batch_size,) + self.out_shape
+        self.mask = None if linear else self.xp.zeros(shape, self.dtype)
+        self.active = None if linear else self.xp.zeros(shape, self.dtype)
 
-    def forward(self, x):
+    def forward(self, x, rows=ALL):
         if self.linear:
             return x * self.gain
         mask = (x > 0).astype(x.dtype)
-        self.mask = mask[-1]
-        self.active += mask.sum(axis=0)
+        self.mask[rows] = mask[-1]
+        self.active[rows] += mask.sum(axis=0)
         return x * mask
 
     def derivative(self):
@@ -111,7 +111,7 @@ class AvgPool(Layer):
         h, w, c = in_shape
         return (h // 2, w // 2, c)
 
-    def forward(self, x):
+    def forward(self, x, rows=ALL):
         steps, batch = x.shape[:2]
         pooled = ops.avg_pool2x2(x.reshape((steps * batch,) + self.in_shape))
         return pooled.reshape((steps, batch) + self.out_shape)
@@ -134,18 +134,19 @@ class IFSubtract(_Neurons):
         self.threshold, self.reset_mode = threshold, reset
         self.gain = None
 
-    def forward(self, currents):
+    def forward(self, currents, rows=ALL):
         if self.linear:
             return currents * self.gain
+        state = self.state.rows(rows)
         if self.reset_mode == "zero":
-            return integrate_and_fire(self.xp, currents, self.state, self.threshold)
-        v = self.state.potential
+            return integrate_and_fire(self.xp, currents, state, self.threshold)
+        v = state.potential
         for t in range(currents.shape[0]):
             v += currents[t]
             spikes = currents[t]
             self.xp.greater_equal(v, self.threshold, out=spikes)
             v -= spikes * self.threshold
-        self.state.count += currents.sum(axis=0)
+        state.count += currents.sum(axis=0)
         return currents
 
     def backward(self, grad):
@@ -259,8 +260,8 @@ def activation_scales(ann, images, percentile=99.9, batch_size=256, limit=None):
     for layer in relus:
         originals[layer.name] = layer.forward
 
-        def hook(x, layer=layer):
-            out = originals[layer.name](x)
+        def hook(x, rows=ALL, layer=layer):
+            out = originals[layer.name](x, rows)
             captured[layer.name] = out
             return out
         layer.forward = hook
@@ -299,8 +300,8 @@ class ScaledSkip(Layer):
         super().reset(batch_size, training, linear, rng)
         self.inner.reset(batch_size, training, linear, rng)
 
-    def forward(self, x):
-        out = self.inner.forward(x)
+    def forward(self, x, rows=ALL):
+        out = self.inner.forward(x, rows)
         return out * self.factor if self.factor != 1.0 else out
 
 

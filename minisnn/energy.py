@@ -42,12 +42,13 @@ Caveats, stated in every report (:data:`CAVEATS`):
 from __future__ import annotations
 
 import math
+import threading
 from contextlib import contextmanager
 
 import numpy as np
 
 from . import ops
-from .layers import Conv2d, Identity, Linear, Output, SpikingAvgPool, Subsample, _Neurons
+from .layers import ALL, Conv2d, Identity, Linear, Output, SpikingAvgPool, Subsample, _Neurons
 
 E_MAC_J = 4.6e-12   # 32-bit float multiply-accumulate, 45 nm (Horowitz 2014)
 E_AC_J = 0.9e-12    # 32-bit float add (accumulate), 45 nm (Horowitz 2014)
@@ -121,16 +122,18 @@ def _synaptic(layer):
 def _count_inputs(layers, xp, totals):
     """Wrap each layer's forward (instance attribute, removed afterwards) to add the absolute
     input spike count summed over time and batch into ``totals[name]`` (per position)."""
+    lock = threading.Lock()          # the network may run slices of the batch in threads
     for layer in layers:
         original = layer.forward
 
-        def hook(x, layer=layer, original=original):
-            counts = xp.abs(x).sum(axis=(0, 1))
-            if layer.name in totals:
-                totals[layer.name] += counts
-            else:
-                totals[layer.name] = counts.astype(xp.float64)
-            return original(x)
+        def hook(x, rows=ALL, layer=layer, original=original):
+            counts = xp.abs(x).sum(axis=(0, 1)).astype(xp.float64)
+            with lock:
+                if layer.name in totals:
+                    totals[layer.name] += counts
+                else:
+                    totals[layer.name] = counts
+            return original(x, rows)
         layer.forward = hook
     try:
         yield totals
