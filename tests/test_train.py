@@ -1,0 +1,337 @@
+"""``python -m minisnn.train`` end to end: outputs, exact resume after SIGKILL, eval-only, and every
+failure path (GPU unavailable, dataset missing offline, NaN loss, bad checkpoints).
+
+Runs the CLI in subprocesses, as a user would. Tiny settings keep the file near a minute on 2
+cores. Most tests use a synthetic MNIST written in the real IDX format (so they run without the
+real data); the end-to-end learning test uses the real MNIST and skips when it is absent.
+"""
+import csv
+import gzip
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from minisnn import checkpoint as C
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--width", "0.25", "--timesteps", "8", "--batch-size", "16", "--quiet"]
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.pop("MINISNN_TEST_PAUSE_AFTER_EPOCH", None)
+    env.pop("MINISNN_TEST_NAN_AT_EPOCH", None)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_cli(args, cwd, timeout=240, **env):
+    return subprocess.run([sys.executable, "-m", "minisnn.train", *map(str, args)], cwd=cwd, env=_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def last_json(stdout):
+    lines = [line for line in stdout.strip().splitlines() if line.strip()]
+    assert lines, "no output on stdout"
+    return json.loads(lines[-1])
+
+
+def error_line(proc):
+    """The one clear line on stderr (warnings aside)."""
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("minisnn.train: error:")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
+def _write_idx(folder, prefix, images, labels):
+    with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, len(images), 28, 28) + images.tobytes())
+    with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">II", 0x801, len(labels)) + labels.astype(np.uint8).tobytes())
+
+
+def _synthetic(n, rng):
+    """Digits 0-9 drawn as a bright 7x7 square at a class-dependent place, plus noise."""
+    labels = rng.integers(0, 10, n)
+    images = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
+    for i, c in enumerate(labels):
+        r, q = 2 + 7 * (c // 4), 2 + 6 * (c % 4)
+        images[i, r:r + 7, q:q + 7] = 230
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def fake_mnist(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data") / "mnist"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    _write_idx(folder, "train", *_synthetic(400, rng))
+    _write_idx(folder, "t10k", *_synthetic(100, rng))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(fake_mnist, tmp_path_factory):
+    """One finished 1-epoch run on the synthetic data: (run folder, completed process)."""
+    cwd = tmp_path_factory.mktemp("trained")
+    out = cwd / "run"
+    proc = run_cli(["--data-dir", fake_mnist, "--epochs", 1, "--limit-train", 128, "--limit-test", 64,
+                    "--lr", 0.02, "--out", out, *TINY], cwd)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+# ------------------------------------------------------------------------------------------
+# the command line itself
+# ------------------------------------------------------------------------------------------
+
+def test_help_explains_every_flag(tmp_path):
+    proc = run_cli(["--help"], tmp_path)
+    assert proc.returncode == 0
+    for flag in ("--model", "--dataset", "--device", "--epochs", "--batch-size", "--timesteps", "--lr",
+                 "--optimizer", "--milestones", "--weight-decay", "--momentum", "--dropout", "--seed",
+                 "--data-dir", "--out", "--limit-train", "--limit-test", "--val-split", "--resume",
+                 "--eval-only", "--dtype", "--width", "--encoding-scale", "--time-chunk", "--no-download"):
+        assert flag in proc.stdout, flag
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_defaults_follow_model_and_dataset():
+    from minisnn.train import resolve_config
+    c = resolve_config({"model": "lenet5"})
+    assert (c["dataset"], c["timesteps"], c["batch_size"], c["optimizer"], c["milestones"], c["weight_decay"],
+            c["epochs"]) == ("mnist", 50, 64, "sgd", [70, 100, 125], 5e-4, 150)
+    c = resolve_config({"model": "vgg9"})
+    assert (c["dataset"], c["timesteps"], c["batch_size"], c["augment"]) == ("cifar10", 100, 16, "crop-flip")
+    assert resolve_config({"model": "resnet7"})["dataset"] == "svhn"
+    c = resolve_config({"model": "lenet5", "dataset": "nmnist"})
+    assert (c["optimizer"], c["milestones"]) == ("adam", [40, 80, 120])
+    assert resolve_config({"model": "lenet5", "lr": 0.1, "timesteps": 7})["timesteps"] == 7
+
+
+def test_bad_flag_value_exits_2(tmp_path):
+    proc = run_cli(["--batch-size", "0"], tmp_path)
+    assert proc.returncode == 2 and "batch-size" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------
+# end to end on real MNIST
+# ------------------------------------------------------------------------------------------
+
+def test_end_to_end_real_mnist_learns(shared_data, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(["--data-dir", shared_data / "mnist", "--epochs", 2, "--limit-train", 512, "--limit-test", 128,
+                    "--timesteps", 12, "--width", 0.25, "--batch-size", 16, "--lr", 0.02, "--out", out, "--quiet"],
+                   tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = last_json(proc.stdout)
+    assert summary["epochs"] == 2 and summary["out"] == str(out)
+    assert summary["test_accuracy"] > 0.3, summary           # chance is 0.1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    assert metrics["config"]["model"] == "lenet5" and metrics["config"]["lr"] == 0.02
+    assert {"python", "numpy", "minisnn"} <= set(metrics["versions"])
+    assert len(metrics["epochs"]) == 2
+    for row in metrics["epochs"]:
+        assert row["epoch_seconds"] > 0 and row["train_loss"] > 0
+        rates = row["spike_rates"]["test"]
+        assert set(rates) >= {"lif1", "pool1", "lif2", "pool2", "lif_fc1"}
+        assert all(0 <= r <= 1 for r in rates.values())
+    assert metrics["test_accuracy"] == summary["test_accuracy"]
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert float(rows[-1]["test_accuracy"]) == pytest.approx(summary["test_accuracy"])
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ck = C.load(out / "checkpoint.h5")
+    assert ck.epoch == 2 and ck.config["model"] == "lenet5"
+    assert "epoch 1/2" in proc.stdout and "epoch 2/2" in proc.stdout   # one summary line per epoch
+
+
+# ------------------------------------------------------------------------------------------
+# exact resume after SIGKILL
+# ------------------------------------------------------------------------------------------
+
+def test_resume_after_sigkill_is_bitwise_exact(fake_mnist, tmp_path):
+    # dropout, momentum and a validation split exercise every piece of state that must survive
+    args = ["--data-dir", fake_mnist, "--epochs", 2, "--limit-train", 160, "--limit-test", 32, "--val-split", 0.2,
+            "--dropout", 0.2, "--momentum", 0.9, "--lr", 0.01, "--seed", 5, *TINY]
+    straight = run_cli([*args, "--out", tmp_path / "a"], tmp_path)
+    assert straight.returncode == 0, straight.stderr
+
+    killed_dir = tmp_path / "b"
+    proc = subprocess.Popen([sys.executable, "-m", "minisnn.train", *map(str, args), "--out", str(killed_dir)],
+                            cwd=tmp_path, env=_env(MINISNN_TEST_PAUSE_AFTER_EPOCH=1),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while C.peek_epoch(killed_dir / "checkpoint.h5") != 1:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.time() < deadline, "no checkpoint of epoch 1 appeared"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert C.load(killed_dir / "checkpoint.h5").epoch == 1
+
+    resumed = run_cli(["--resume", killed_dir / "checkpoint.h5", "--quiet"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert last_json(resumed.stdout)["epochs"] == 2
+
+    a, b = C.load(tmp_path / "a" / "checkpoint.h5"), C.load(killed_dir / "checkpoint.h5")
+    assert a.epoch == b.epoch == 2
+    assert set(a.weights) == set(b.weights)
+    for key in a.weights:
+        assert np.array_equal(a.weights[key], b.weights[key]), key
+    for buf in a.optimizer["buffers"]:
+        for key in a.optimizer["buffers"][buf]:
+            assert np.array_equal(a.optimizer["buffers"][buf][key], b.optimizer["buffers"][buf][key])
+    assert a.optimizer["steps"] == b.optimizer["steps"]
+    ma = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    mb = json.loads((killed_dir / "metrics.json").read_text())
+    for ra, rb in zip(ma["epochs"], mb["epochs"], strict=True):
+        for key in ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy"):
+            assert ra[key] == rb[key], key
+    assert (killed_dir / "best.h5").exists()
+
+
+def test_resume_cannot_change_the_model(trained, tmp_path):
+    out, _ = trained
+    proc = run_cli(["--resume", out / "checkpoint.h5", "--model", "vgg9"], tmp_path)
+    assert proc.returncode == 2
+    assert "mismatch" in error_line(proc) and "vgg9" in error_line(proc)
+
+
+# ------------------------------------------------------------------------------------------
+# evaluation only
+# ------------------------------------------------------------------------------------------
+
+def test_eval_only_reproduces_the_final_test_accuracy(trained, tmp_path, fake_mnist):
+    out, train_proc = trained
+    ck_before = (out / "checkpoint.h5").read_bytes()
+    proc = run_cli(["--eval-only", out / "checkpoint.h5", "--data-dir", fake_mnist, "--out", tmp_path / "ev",
+                    "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = last_json(proc.stdout)
+    assert summary["test_accuracy"] == last_json(train_proc.stdout)["test_accuracy"]
+    assert "accuracy" in proc.stdout
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["mode"] == "eval-only" and metrics["test_accuracy"] == summary["test_accuracy"]
+    assert (out / "checkpoint.h5").read_bytes() == ck_before      # no training happened
+
+
+# ------------------------------------------------------------------------------------------
+# failure paths
+# ------------------------------------------------------------------------------------------
+
+def test_gpu_without_cupy_exits_2_and_writes_nothing(fake_mnist, tmp_path):
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['cupy'] = None  # import cupy fails\n")
+    out = tmp_path / "run"
+    env = _env()
+    proc = subprocess.run([sys.executable, "-m", "minisnn.train", "--device", "gpu", "--data-dir", str(fake_mnist),
+                           "--out", str(out), *TINY], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**env, "PYTHONPATH": f"{blocker}{os.pathsep}{env['PYTHONPATH']}"})
+    assert proc.returncode == 2
+    line = error_line(proc)
+    assert "CuPy" in line and "--device cpu" in line
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["block"]
+
+
+def test_dataset_missing_offline_exits_2(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "run"
+    proc = run_cli(["--data-dir", empty, "--no-download", "--out", out, *TINY], tmp_path)
+    assert proc.returncode == 2
+    line = error_line(proc)
+    assert "train-images-idx3-ubyte.gz" in line and str(empty) in line
+    assert not out.exists()
+
+
+def test_nan_loss_from_absurd_lr_stops_with_status_3(fake_mnist, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(["--data-dir", fake_mnist, "--epochs", 1, "--limit-train", 256, "--limit-test", 32,
+                    "--lr", 1e6, "--out", out, *TINY], tmp_path)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    line = error_line(proc)
+    assert "nan" in line.lower() or "inf" in line.lower()
+    assert "lower --lr" in line
+    assert json.loads((out / "metrics.json").read_text())["status"].startswith("failed")
+
+
+def test_nan_loss_keeps_the_last_good_checkpoint(fake_mnist, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(["--data-dir", fake_mnist, "--epochs", 2, "--limit-train", 64, "--limit-test", 32,
+                    "--out", out, *TINY], tmp_path, MINISNN_TEST_NAN_AT_EPOCH=1)
+    assert proc.returncode == 3
+    assert "last good checkpoint" in error_line(proc)
+    ck = C.load(out / "checkpoint.h5")
+    assert ck.epoch == 1
+    assert all(np.isfinite(w).all() for w in ck.weights.values())
+    assert last_json(proc.stdout)["status"] == "failed"
+
+
+def _truncated(src, dst):
+    data = Path(src).read_bytes()
+    dst.write_bytes(data[: len(data) // 2])
+
+
+def _no_marker(src, dst):
+    with h5py.File(dst, "w") as h5:
+        h5.create_dataset("weights/conv1.weight", data=np.zeros((5, 1, 5, 5), np.float32))
+
+
+def _random(src, dst):
+    dst.write_bytes(np.random.default_rng(1).bytes(4096))
+
+
+def _misfit(src, dst):
+    """A real checkpoint whose stored config asks for a wider network than its weights."""
+    dst.write_bytes(Path(src).read_bytes())
+    with h5py.File(dst, "r+") as h5:
+        config = json.loads(h5.attrs["config"])
+        config["width"] = 0.5
+        h5.attrs["config"] = json.dumps(config)
+
+
+@pytest.mark.parametrize("mode", ["--resume", "--eval-only"])
+@pytest.mark.parametrize("make,expect", [
+    (None, "not found"),
+    (_random, "not an HDF5 file"),
+    (_truncated, "truncated or corrupt"),
+    (_no_marker, "not a minisnn checkpoint"),
+    (_misfit, "model mismatch"),
+])
+def test_bad_checkpoint_exits_2(trained, fake_mnist, tmp_path, mode, make, expect):
+    src = trained[0] / "checkpoint.h5"
+    bad = tmp_path / "bad.h5"
+    if make is not None:
+        make(src, bad)
+    out = tmp_path / "run"
+    proc = run_cli([mode, bad, "--data-dir", fake_mnist, "--out", out, "--quiet"], tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    line = error_line(proc)
+    assert expect in line and str(bad) in line
+    assert not out.exists()
