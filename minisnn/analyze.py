@@ -75,7 +75,7 @@ def load_network(spec, backend=None, seed=0, time_chunk=10):
     dataset = canonical_name(dataset) if dataset else models.default_dataset(model)
     input_shape = tuple(_get(config, "input_shape", default=DATASETS[dataset].input_shape))
     num_classes = int(weights["output.weight"].shape[0]) if weights else DATASETS[dataset].num_classes
-    scale = _get(config, "input_scale", "encoder_scale", "encode_scale", "scale", default=1.0)
+    scale = _get(config, "encoding_scale", "input_scale", "encoder_scale", "encode_scale", "scale", default=1.0)
     width = float(_get(config, "width", default=1.0))
     kwargs = {}
     for key, names in (("threshold", ("threshold", "v_th")), ("leak", ("leak",)),
@@ -91,7 +91,7 @@ def load_network(spec, backend=None, seed=0, time_chunk=10):
         net.load_parameters({k: v for k, v in weights.items() if k in own})
     T = _get(config, "T", "timesteps", "time_steps")
     info = {"model": model, "dataset": dataset, "T": int(T) if T else None, "input_scale": float(scale),
-            "width": width, "config": config}
+            "width": width, "config": config, "data_dir": _get(config, "data_dir")}
     return net, info
 
 
@@ -200,7 +200,11 @@ def main(argv=None):
     backend = Backend(args.device)
     net, info = load_network(args.checkpoint, backend, seed=args.seed)
     T = args.timesteps or info["T"] or models.DEFAULT_T[info["model"]]
-    images, labels = load(info["dataset"], args.split, args.data_dir)
+    data_dir = args.data_dir
+    if data_dir is None and info["data_dir"] and Path(info["data_dir"]).exists():
+        data_dir = info["data_dir"]                  # where the training run read its data
+    args.data_dir = data_dir
+    images, labels = load(info["dataset"], args.split, data_dir)
     images, labels = subset(images, labels, args.limit or None, seed=args.seed)
     transform = _transform(info["dataset"], args.data_dir)
     name = Path(args.checkpoint).stem if not args.checkpoint.startswith("init:") else args.checkpoint.replace(":", "-")

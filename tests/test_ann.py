@@ -112,7 +112,8 @@ def _tiny_checkpoint(path):
         epoch=0, weights=weights,
         optimizer={"type": "sgd", "lr": 0.01, "steps": 0, "hyper": {}, "buffers": {}},
         scheduler={"base_lr": 0.01, "milestones": [], "gamma": 0.2, "epoch": 0},
-        config={"model": "lenet5", "dataset": "mnist", "width": 0.1, "T": 5}, rng={"seed": 0})
+        config={"model": "lenet5", "dataset": "mnist", "width": 0.1, "timesteps": 5,
+                "encoding_scale": 1.0}, rng={"seed": 0})
     checkpoint.save(path, ckpt)
 
 
