@@ -335,3 +335,39 @@ def test_bad_checkpoint_exits_2(trained, fake_mnist, tmp_path, mode, make, expec
     line = error_line(proc)
     assert expect in line and str(bad) in line
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------
+# N-MNIST: event frames fed as spike trains
+# ------------------------------------------------------------------------------------------
+
+def _nmnist_bin(rng, digit, n=300):
+    """One recording in the 40-bit N-MNIST format; events cluster in a digit-dependent column."""
+    x = np.clip(rng.normal(3 + 3 * digit, 1.5, n), 0, 33).astype(np.int64)
+    y = rng.integers(0, 34, n)
+    p = rng.integers(0, 2, n)
+    t = np.sort(rng.integers(0, 300_000, n))
+    raw = np.zeros((n, 5), np.uint8)
+    raw[:, 0], raw[:, 1] = x, y
+    raw[:, 2] = (p << 7) | ((t >> 16) & 0x7F)
+    raw[:, 3], raw[:, 4] = (t >> 8) & 0xFF, t & 0xFF
+    return raw.tobytes()
+
+
+def test_nmnist_frames_train(tmp_path):
+    root = tmp_path / "nmnist"
+    rng = np.random.default_rng(0)
+    for split, per in (("Train", 4), ("Test", 2)):
+        for digit in range(10):
+            (root / split / str(digit)).mkdir(parents=True)
+            for k in range(per):
+                (root / split / str(digit) / f"{k:05d}.bin").write_bytes(_nmnist_bin(rng, digit))
+    out = tmp_path / "run"
+    proc = run_cli(["--dataset", "nmnist", "--data-dir", root, "--epochs", 1, "--out", out, "--width", "0.25",
+                    "--timesteps", 6, "--batch-size", 8, "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["optimizer"] == "adam" and metrics["config"]["milestones"] == [40, 80, 120]
+    assert metrics["test_samples"] == 20 and metrics["train_samples"] == 40
+    assert 0 <= last_json(proc.stdout)["test_accuracy"] <= 1
+    assert C.load(out / "checkpoint.h5").optimizer["buffers"].keys() == {"m", "v"}
