@@ -269,7 +269,10 @@ class Dropout(Layer):
 class Output(_Weighted):
     """Non-spiking output layer: its membrane integrates W s_t with the leak and never fires;
     output = U^L(T) / T (eq 3.5). Since W is linear, U^L(T) = W sum_t lambda^(T-t) s_t is computed
-    once from a leaky input sum. Backward: delta^L = e / T (eqs 3.10-3.11, 3.23)."""
+    once from a leaky input sum. Backward: delta^L = e / T (eqs 3.10-3.11, 3.23).
+
+    The authors' code leaks after adding the input, U_t = lambda (U_{t-1} + W s_t), so its
+    output is this one times lambda (a constant 1 % at lambda = 0.99)."""
 
     def __init__(self, in_features, num_classes, leak=0.99, name=None):
         super().__init__(name)
