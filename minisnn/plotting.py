@@ -47,7 +47,9 @@ def plot_curves(history, path, title=None):
     ax_loss.set_ylabel("loss per sample (1/2 sum e^2)")
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy (%)")
+    from matplotlib.ticker import MaxNLocator
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()

@@ -224,7 +224,10 @@ def resolve_config(given: dict, base: dict | None = None) -> dict:
     from .models import default_dataset
 
     config = dict(base or {})
-    config.update({k: v for k, v in given.items() if k not in ("resume", "eval_only", "quiet", "no_download", "out")})
+    config.update({k: v for k, v in given.items()
+                   if k not in ("resume", "eval_only", "quiet", "no_download", "out", "_argv")})
+    if config.get("data_dir") is not None:
+        config["data_dir"] = str(Path(config["data_dir"]).expanduser().resolve())
     model = config.setdefault("model", "lenet5")
     dataset = config.get("dataset") or default_dataset(model)
     from .data import canonical_name
@@ -544,6 +547,7 @@ def main(argv=None):
         given = parse_args(argv)
     except SystemExit as exc:       # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    given["_argv"] = list(sys.argv[1:] if argv is None else argv)
     try:
         return _main(given)
     except KeyboardInterrupt:
@@ -651,7 +655,7 @@ def _main(given):
     if mode == "eval":
         return _eval_only(net, data, config, ckpt, out, ver, quiet)
     return _train(net, opt, sched, data, config, out, ver, quiet, start_epoch, history, best,
-                  resumed_from=(ckpt.path if ckpt is not None else None))
+                  resumed_from=(ckpt.path if ckpt is not None else None), given_argv=given.get("_argv", ()))
 
 
 def _eval_only(net, data, config, ckpt, out, ver, quiet):
@@ -673,13 +677,14 @@ def _eval_only(net, data, config, ckpt, out, ver, quiet):
     return 0
 
 
-def _train(net, opt, sched, data, config, out, ver, quiet, start_epoch, history, best, resumed_from):
+def _train(net, opt, sched, data, config, out, ver, quiet, start_epoch, history, best, resumed_from,
+           given_argv=()):
     from .checkpoint import Checkpoint, save as save_checkpoint
 
     wall_start = time.perf_counter()
     epochs = int(config["epochs"])
     metrics = {"mode": "train", "config": config, "versions": ver, "seed": config["seed"],
-               "command": sys.argv, "resumed_from": resumed_from, "status": "running",
+               "command": ["python", "-m", "minisnn.train", *given_argv], "resumed_from": resumed_from, "status": "running",
                "train_samples": data.train.num_samples,
                "val_samples": data.val.num_samples if data.val is not None else 0,
                "test_samples": data.test.num_samples, "parameters": net.num_parameters(),
