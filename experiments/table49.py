@@ -69,6 +69,23 @@ def train_snn(images, labels, T, epochs, lr, batch_size, backend, seed=0, input_
     return net
 
 
+def write(args, rows, results, macs):
+    """Write the markdown table and the JSON so far (called after every row)."""
+    lines = [f"LeNet5 on {args.dataset} (thesis table 4.9 style; energy per inference, 45 nm: "
+             "4.6 pJ/MAC, 0.9 pJ/SOP, memory and neuron updates not counted)", "",
+             "| network | T | test accuracy (%) | test images | training | SOPs / MACs | energy (uJ) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, T, acc, n, how, sops, e in rows:
+        ops = f"{sops:,.0f} SOPs" if sops is not None else f"{macs:,} MACs"
+        lines.append(f"| {name} | {T} | {100 * acc:.2f} | {n} | {how} | {ops} | {e * 1e6:.2f} |")
+    table = "\n".join(lines)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"table49-{args.dataset}.md").write_text(table + "\n")
+    (out / f"table49-{args.dataset}.json").write_text(json.dumps(results, indent=2, default=str))
+    return table
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist"))
@@ -104,7 +121,7 @@ def main(argv=None):
     t0 = time.time()
     history = ann.train(net, ann_x, ann_y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                         momentum=args.momentum, seed=args.seed, log=log,
-                        milestones=[max(1, int(args.epochs * 0.6)), max(1, int(args.epochs * 0.85))])
+                        milestones=[int(args.epochs * 0.75)] if args.epochs >= 4 else [])
     ann_acc = ann.evaluate(net, test_x, test_y)
     ann_acc_sub = ann.evaluate(net, snn_test_x, snn_test_y)
     macs = sum(energy.dense_macs(layer) for layer in net.all_layers())
@@ -113,8 +130,9 @@ def main(argv=None):
     results["ann"] = {"accuracy": ann_acc, "accuracy_subset": ann_acc_sub, "epochs": args.epochs,
                       "history": history, "macs": macs, "energy_j": energy.E_MAC_J * macs,
                       "test_images": len(test_y)}
-    rows.append(("ANN (ReLU, avg pool)", "1", ann_acc, len(test_y), f"{args.epochs} ep", None,
-                 energy.E_MAC_J * macs))
+    rows.append(("ANN (ReLU, avg pool)", "1", ann_acc, len(test_y), f"{args.epochs} ep on {len(ann_y)} img",
+                 None, energy.E_MAC_J * macs))
+    write(args, rows, results, macs)
 
     # 2. Converted SNN ------------------------------------------------------------------------
     snn, scales = ann.convert(net, train_x, percentile=args.percentile, reset=args.reset)
@@ -127,7 +145,8 @@ def main(argv=None):
         results["converted"]["runs"].append({k: rep[k] for k in (
             "T", "accuracy", "samples", "sops", "energy_snn_j", "spike_rate")})
         rows.append((f"ANN-to-SNN (p{args.percentile:g}, reset-{args.reset})", str(T), rep["accuracy"],
-                     rep["samples"], f"from ANN", rep["sops"], rep["energy_snn_j"]))
+                     rep["samples"], "from ANN", rep["sops"], rep["energy_snn_j"]))
+        write(args, rows, results, macs)
 
     # 3. Spike-trained SNN --------------------------------------------------------------------
     trained = None
@@ -152,19 +171,7 @@ def main(argv=None):
         rows.append(("SNN, spike-based BP (Lee 2020)", str(T), rep["accuracy"], rep["samples"], how,
                      rep["sops"], rep["energy_snn_j"]))
 
-    # table -----------------------------------------------------------------------------------
-    lines = [f"LeNet5 on {args.dataset} (thesis table 4.9 style; energy per inference, 45 nm: "
-             "4.6 pJ/MAC, 0.9 pJ/SOP, memory and neuron updates not counted)", "",
-             "| network | T | test accuracy (%) | test images | training | SOPs / MACs | energy (uJ) |",
-             "|---|---|---|---|---|---|---|"]
-    for name, T, acc, n, how, sops, e in rows:
-        ops = f"{sops:,.0f} SOPs" if sops is not None else f"{macs:,} MACs"
-        lines.append(f"| {name} | {T} | {100 * acc:.2f} | {n} | {how} | {ops} | {e * 1e6:.2f} |")
-    table = "\n".join(lines)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"table49-{args.dataset}.md").write_text(table + "\n")
-    (out / f"table49-{args.dataset}.json").write_text(json.dumps(results, indent=2, default=str))
+    table = write(args, rows, results, macs)
     print(table)
     print(json.dumps({k: v for k, v in results.items() if k != "args"}, default=str))
     return 0
