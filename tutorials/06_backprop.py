@@ -285,7 +285,7 @@ assert results["fc2.weight"][0] > 0.9 and results["fc1.weight"][0] > 0.8, result
 # stay aligned once the network has learned something:
 
 # %%
-opt = SGD(fc.parameters(), lr=0.02)
+opt = SGD(fc.parameters(), lr=0.64 / B)                # E is summed over the batch: lr ~ 1/B
 for step in range(1, 16 if FAST else 60):
     out = fc.forward(images, T, train=True, rng_key=(step,))
     _, e = mse_loss(xp, out, labels)
