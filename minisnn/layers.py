@@ -165,7 +165,8 @@ class _Neurons(Layer):
     def reset(self, batch_size, training, linear=False, rng=None):
         super().reset(batch_size, training, linear, rng)
         if not linear:
-            self.state = NeuronState(self.xp, (batch_size,) + self.out_shape, self.dtype, self.keep_trace)
+            self.state = NeuronState(self.xp, (batch_size,) + self.out_shape, self.dtype,
+                                     keep_trace=self.keep_trace and training)
         self.gain = None if not linear else self.gain
 
     def set_gain(self, gain):

@@ -20,12 +20,11 @@ class NeuronState:
         self.potential = xp.zeros(shape, dtype=dtype)
         self.count = xp.zeros(shape, dtype=dtype)
         self.trace = xp.zeros(shape, dtype=dtype) if keep_trace else None
-        self._scratch = xp.empty(shape, dtype=dtype)
 
     def rows(self, rows):
         """The state of some samples of the batch (views: updates write through)."""
         view = object.__new__(NeuronState)
-        view.potential, view.count, view._scratch = self.potential[rows], self.count[rows], self._scratch[rows]
+        view.potential, view.count = self.potential[rows], self.count[rows]
         view.trace = None if self.trace is None else self.trace[rows]
         return view
 
@@ -37,17 +36,16 @@ def integrate_and_fire(xp, currents, state, threshold, leak=1.0):
         o_t  = [U_t > V_th]
         U'_t = U_t (1 - o_t)               (hard reset to 0)
 
-    ``currents`` is overwritten with the spikes o_t and returned.
+    ``currents`` is overwritten with the spikes o_t and returned. Four in-place passes a step.
     """
-    v, scratch = state.potential, state._scratch
+    v = state.potential
     for t in range(currents.shape[0]):
         if leak != 1.0:
             v *= leak
         v += currents[t]
-        spikes = currents[t]
-        xp.greater(v, threshold, out=spikes)
-        xp.multiply(v, spikes, out=scratch)
-        v -= scratch                                   # hard reset where it spiked
+        below = xp.less_equal(v, threshold, out=currents[t])   # 1 - o_t
+        v *= below                                             # hard reset where it spiked
+        xp.subtract(1, below, out=currents[t])                 # o_t
     _accumulate_statistics(xp, currents, state, leak)
     return currents
 

@@ -117,7 +117,7 @@ def test_memory_for_the_backward_does_not_grow_with_T():
             arrays += [getattr(layer, "input_count", None), getattr(layer, "leaky_sum", None)]
             state = getattr(layer, "state", None)
             if state is not None:
-                arrays += [state.potential, state.count, state.trace, state._scratch]
+                arrays += [state.potential, state.count, state.trace]
         return sum(a.nbytes for a in arrays if a is not None)
 
     assert kept_bytes(5) == kept_bytes(200)
