@@ -102,7 +102,7 @@ def main(argv=None):
     p.add_argument("--snn-checkpoint", default=None)
     p.add_argument("--snn-T", type=int, default=None)
     p.add_argument("--snn-epochs", type=int, default=0)
-    p.add_argument("--snn-lr", type=float, default=0.005)
+    p.add_argument("--snn-lr", type=float, default=0.005, help="0.005: the train CLI's LeNet5 default; 0.01 killed the network in a 3000-image run")
     p.add_argument("--snn-limit-train", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/table49")
