@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import re
 
@@ -25,13 +26,15 @@ class DeviceError(RuntimeError):
 
 
 def _key_to_ints(key):
-    """Turn a key of ints and strings into a list of non-negative ints for SeedSequence."""
+    """Turn a key of ints and strings into non-negative ints for SeedSequence, injectively:
+    each part becomes (type tag, value), a string's value being a 64-bit hash of all of it."""
     ints = []
     for part in key:
         if isinstance(part, str):
-            ints.append(int.from_bytes(part.encode()[:8].ljust(8, b"\0"), "little"))
+            digest = hashlib.blake2b(part.encode(), digest_size=8).digest()
+            ints += [1, int.from_bytes(digest, "little")]
         else:
-            ints.append(int(part) & 0xFFFFFFFFFFFFFFFF)
+            ints += [0, int(part) & 0xFFFFFFFFFFFFFFFF]
     return ints
 
 

@@ -66,8 +66,8 @@ def test_dropout_mask_is_held_over_time_and_redrawn_each_iteration():
 def test_dropout_inside_a_network_silences_the_same_units_for_all_T():
     backend = Backend("cpu", "float64")
     net = conv_pool_stack(backend, dropout=0.5)
-    x = np.random.default_rng(0).uniform(0, 1, (2, 1, 12, 12))
-    net.forward(x, 20, train=True, rng_key=(0, 0))
+    x = np.random.default_rng(0).uniform(0, 1, (8, 1, 12, 12))
+    net.forward(x, 40, train=True, rng_key=(0, 0))
     lif3, drop = net.layers[8], net.layers[9]
     silenced = (drop.mask == 0) & (lif3.spike_count > 0)
     assert silenced.any()
