@@ -223,11 +223,14 @@ class SpikingAvgPool(_Neurons):
 
     def forward(self, x, rows=ALL):
         steps, batch = x.shape[:2]
-        pooled = ops.avg_pool2x2(x.reshape((steps * batch,) + self.in_shape))
-        pooled = pooled.reshape((steps, batch) + self.out_shape)
         if self.linear:
-            return pooled * self.gain
-        return integrate_and_fire(self.xp, pooled, self.state.rows(rows), self.threshold)
+            pooled = ops.avg_pool2x2(x.reshape((steps * batch,) + self.in_shape))
+            return pooled.reshape((steps, batch) + self.out_shape) * self.gain
+        # Integrating the 2x2 sum against 4 theta makes the same spikes as integrating the average
+        # against theta (scaling by 1/4 is exact in floating point), one pass cheaper.
+        summed = ops.sum_pool2x2(x.reshape((steps * batch,) + self.in_shape))
+        summed = summed.reshape((steps, batch) + self.out_shape)
+        return integrate_and_fire(self.xp, summed, self.state.rows(rows), 4 * self.threshold)
 
     def derivative(self):
         if self.linear:

@@ -119,12 +119,18 @@ def conv2d_backward_weight(xp, x, delta, kernel_shape, stride, padding):
     return grad.reshape(k, k, c_in, c_out).transpose(3, 2, 0, 1)
 
 
-def avg_pool2x2(x):
-    """2x2, stride-2 average of (N, H, W, C); an odd last row or column is dropped (floor)."""
+def sum_pool2x2(x):
+    """2x2, stride-2 sum of (N, H, W, C); an odd last row or column is dropped (floor)."""
     ho, wo = x.shape[1] // 2, x.shape[2] // 2
     out = x[:, 0:2 * ho:2, 0:2 * wo:2] + x[:, 1:2 * ho:2, 0:2 * wo:2]
     out += x[:, 0:2 * ho:2, 1:2 * wo:2]
     out += x[:, 1:2 * ho:2, 1:2 * wo:2]
+    return out
+
+
+def avg_pool2x2(x):
+    """2x2, stride-2 average of (N, H, W, C); an odd last row or column is dropped (floor)."""
+    out = sum_pool2x2(x)
     out *= 0.25
     return out
 
