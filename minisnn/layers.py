@@ -91,7 +91,7 @@ class Conv2d(_Weighted):
     """2-D convolution without bias; weight shape (C_out, C_in, k, k)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, name=None,
-                 block_bytes=8 << 20):
+                 block_bytes=2 << 20):
         super().__init__(name)
         self.weight_shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.stride, self.padding, self.kernel_size = stride, padding, kernel_size

@@ -11,6 +11,7 @@ loops, so the element-wise neuron updates, which NumPy runs on one core, use eve
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -135,39 +136,57 @@ class Network:
             layer.reset(batch, train, linear, rng=self.backend.rng(*rng_key, "dropout", index))
         self.T = T
         splits = self._batch_splits(batch, linear)
-        if linear:
-            self._forward_chunk(self._to_internal(x)[None], splits)
-        elif frames:
-            for t0 in range(0, T, self.time_chunk):
-                self._forward_chunk(self._to_internal(x[t0:t0 + self.time_chunk]), splits)
-        else:
-            rng = self.backend.rng(*rng_key, "encode")
-            prepared = self.encoder.prepare(self.xp, self._to_internal(x))
-            for t0 in range(0, T, self.time_chunk):
-                steps = min(self.time_chunk, T - t0)
-                self._forward_chunk(self.encoder.encode(self.xp, prepared, steps, rng), splits)
-        return self.layers[-1].output(T)
+        with self._single_threaded_blas():
+            if linear:
+                self._wait(self._forward_chunk(self._to_internal(x)[None], splits))
+            elif frames:
+                for t0 in range(0, T, self.time_chunk):
+                    self._wait(self._forward_chunk(self._to_internal(x[t0:t0 + self.time_chunk]), splits))
+            else:
+                rng = self.backend.rng(*rng_key, "encode")
+                prepared = self.encoder.prepare(self.xp, self._to_internal(x))
+                running = []
+                for t0 in range(0, T, self.time_chunk):
+                    # encode the next chunk while the workers still run the previous one
+                    spikes = self.encoder.encode(self.xp, prepared, min(self.time_chunk, T - t0), rng)
+                    self._wait(running)
+                    running = self._forward_chunk(spikes, splits)
+                self._wait(running)
+            return self.layers[-1].output(T)
+
+    def _worker_count(self):
+        if self.backend.device != "cpu":
+            return 1
+        return self.workers or cpu_count()
+
+    def _single_threaded_blas(self):
+        """With several CPU workers, BLAS runs one thread per call, in forward and backward alike:
+        switching OpenBLAS back to many threads in between leaves its threads spinning, stealing
+        the cores from the workers."""
+        return blas_threads(1) if self._worker_count() > 1 else contextlib.nullcontext()
 
     def _batch_splits(self, batch, linear):
         """Row slices of the batch, one per CPU worker thread (one slice on the GPU)."""
-        workers = self.workers or (cpu_count() if self.backend.device == "cpu" else 1)
-        workers = 1 if linear else max(1, min(workers, batch))
+        workers = 1 if linear else max(1, min(self._worker_count(), batch))
         bounds = [batch * i // workers for i in range(workers + 1)]
         return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
     def _forward_chunk(self, spikes, splits):
+        """Run one chunk through every layer: inline, or one job per worker (returned to wait on)."""
         if len(splits) == 1:
             self._forward_rows(spikes, splits[0])
-            return
+            return []
         if self._pool is None or self._pool._max_workers != len(splits):
             self._pool = ThreadPoolExecutor(len(splits), thread_name_prefix="minisnn")
-        with blas_threads(1):
-            jobs = [self._pool.submit(self._forward_rows, self.xp.ascontiguousarray(spikes[:, rows]), rows)
-                    for rows in splits]
-            for job in jobs:
-                job.result()
+        return [self._pool.submit(self._forward_rows, spikes[:, rows], rows) for rows in splits]
+
+    @staticmethod
+    def _wait(jobs):
+        for job in jobs:
+            job.result()
 
     def _forward_rows(self, spikes, rows):
+        spikes = self.xp.ascontiguousarray(spikes)
         for layer in self.layers:
             spikes = layer.forward(spikes, rows)
 
@@ -179,9 +198,10 @@ class Network:
         """
         if self.T is None:
             raise RuntimeError("backward() needs a forward(train=True) first")
-        grad = self.layers[-1].backward(error, self.T)
-        for layer in reversed(self.layers[:-1]):
-            grad = layer.backward(grad)
+        with self._single_threaded_blas():
+            grad = self.layers[-1].backward(error, self.T)
+            for layer in reversed(self.layers[:-1]):
+                grad = layer.backward(grad)
         return self._to_external(grad)
 
     # -- monitoring ------------------------------------------------------------------------

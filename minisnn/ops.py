@@ -52,11 +52,12 @@ def weight_matrix(weight):
     return weight.transpose(2, 3, 1, 0).reshape(-1, c_out)
 
 
-def conv2d(xp, x, weight, stride, padding, block_bytes=8 << 20):
+def conv2d(xp, x, weight, stride, padding, block_bytes=2 << 20):
     """Convolution of ``x`` (N, H, W, C_in) with ``weight`` (C_out, C_in, k, k), no bias.
 
-    The batch is processed in blocks whose patch matrix holds at most ``block_bytes``, written
-    into one reused buffer, so the patches are multiplied while they are still in cache.
+    The batch is processed in blocks whose patch matrix holds at most ``block_bytes`` (about a
+    core's L2 cache), written into one reused buffer, so the patches are multiplied while they
+    are still in cache.
     Layers with few input channels (the first layer) build the patch matrix transposed,
     one contiguous image slab per kernel tap, which copies far faster than 1-channel windows.
     """
