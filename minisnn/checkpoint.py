@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .fileio import fsync_dir
+
 FORMAT = "minisnn-checkpoint"
 FORMAT_VERSION = 1
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -66,20 +68,6 @@ def _version():
         return __version__
     except ImportError:  # pragma: no cover
         return "unknown"
-
-
-def _fsync_dir(folder):
-    """fsync a directory so a rename in it survives a crash (no-op where unsupported)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _json(obj):
@@ -146,7 +134,7 @@ def save(path, ckpt: Checkpoint):
         with open(tmp, "rb+") as handle:   # h5py closed the file; make its bytes durable
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except BaseException:
         try:
             os.unlink(tmp)

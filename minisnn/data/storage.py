@@ -17,6 +17,7 @@ import urllib.request
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from ..fileio import fsync_dir
 from .errors import DatasetCorruptError, DatasetError, DatasetNotFoundError, DownloadError
 from .formats import _read_bytes, decompress_if_gzip, read_cifar_batch
 from .registry import (CIFAR_DIR, CIFAR_TEST, CIFAR_TRAIN, DATASETS, FOLDER_NAMES, HOMEPAGES,
@@ -184,19 +185,6 @@ def check_file(path, md5=None, content_sha256=None):
 # ---------------------------------------------------------------------------------------
 # Downloading
 # ---------------------------------------------------------------------------------------
-def _fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _download_to_temp(url, folder, filename, progress, timeout):
     from tqdm.auto import tqdm
 
@@ -260,7 +248,7 @@ def fetch(remote: RemoteFile, folder, progress=True, mirrors=None, timeout=DEFAU
             errors.append(f"{url}: {exc}")
             continue
         os.replace(tmp, final)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return final
     raise DownloadError(
         f"could not download {remote.filename} into {folder}/ from any address:\n  "
@@ -335,7 +323,7 @@ def _extract_into(archive, folder, wanted_dir):
         if dst.exists():
             shutil.rmtree(dst)
         os.replace(src, dst)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return dst
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
