@@ -86,7 +86,7 @@ MODEL_DEFAULTS = {
 
 GENERIC_DEFAULTS = dict(device="cpu", dtype="float32", seed=0, width=1.0, time_chunk=10,
                         val_split=0.0, limit_train=None, limit_test=None, dropout=None,
-                        test_every=1, data_dir=None, eval_batch_size=None)
+                        test_every=1, data_dir=None, eval_batch_size=None, threads=None)
 
 #: Keys that define the experiment: a resumed run must not change them.
 IDENTITY_KEYS = ("model", "dataset", "width", "dropout", "timesteps", "batch_size", "lr", "optimizer",
@@ -195,6 +195,9 @@ def build_parser():
     g.add_argument("--device", choices=("cpu", "gpu"), default=S, help="cpu (NumPy) or gpu (CuPy) (default cpu)")
     g.add_argument("--dtype", choices=("float32", "float64"), default=S, help="floating point type (default float32)")
     g.add_argument("--seed", type=int, default=S, help="seed of weights, data order, encoding and dropout (default 0)")
+    g.add_argument("--threads", type=_positive_int, default=S,
+                   help="CPU worker threads, each simulating a slice of the batch (default: every "
+                        "core; use 1 per run when several runs share the machine)")
     g.add_argument("--time-chunk", type=_positive_int, default=S,
                    help="time steps simulated per block (memory vs speed; default 10)")
     g.add_argument("--eval-batch-size", type=_positive_int, default=S,
@@ -336,9 +339,11 @@ def build_model(config, backend):
     from .encoding import PoissonEncoder
 
     info = DATASETS[config["dataset"]]
-    return models.build(config["model"], tuple(info.input_shape), info.num_classes, config["width"], backend,
-                        dropout=config["dropout"], seed=int(config["seed"]), time_chunk=config["time_chunk"],
-                        encoder=PoissonEncoder(config["encoding_scale"]))
+    net = models.build(config["model"], tuple(info.input_shape), info.num_classes, config["width"], backend,
+                       dropout=config["dropout"], seed=int(config["seed"]), time_chunk=config["time_chunk"],
+                       encoder=PoissonEncoder(config["encoding_scale"]))
+    net.workers = config.get("threads")
+    return net
 
 
 def build_optimizer(config, net):
@@ -543,7 +548,7 @@ def _default_out(config):
     return Path("runs") / f"{config['model']}_{config['dataset']}_{stamp}"
 
 
-_RESUME_OVERRIDABLE = {"epochs", "device", "data_dir", "test_every", "limit_test", "eval_batch_size"}
+_RESUME_OVERRIDABLE = {"epochs", "device", "data_dir", "test_every", "limit_test", "eval_batch_size", "threads"}
 
 
 def main(argv=None):
