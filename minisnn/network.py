@@ -160,10 +160,10 @@ class Network:
         return self.workers or cpu_count()
 
     def _single_threaded_blas(self):
-        """With several CPU workers, BLAS runs one thread per call, in forward and backward alike:
-        switching OpenBLAS back to many threads in between leaves its threads spinning, stealing
-        the cores from the workers."""
-        return blas_threads(1) if self._worker_count() > 1 else contextlib.nullcontext()
+        """On the CPU, BLAS runs one thread per call, in forward and backward alike: the workers
+        are the parallelism. (Letting OpenBLAS spawn threads of its own oversubscribes the cores,
+        and its threads keep spinning after each call, stealing the cores from the workers.)"""
+        return blas_threads(1) if self.backend.device == "cpu" else contextlib.nullcontext()
 
     def _batch_splits(self, batch, linear):
         """Row slices of the batch, one per CPU worker thread (one slice on the GPU)."""
