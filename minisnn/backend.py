@@ -62,6 +62,8 @@ class Backend:
     """Array module, default dtype and random streams of one device.
 
     ``xp`` may be given directly (tests pass a strict NumPy wrapper that behaves like CuPy).
+    The environment variable ``MINISNN_STRICT_XP=1`` makes every CPU backend use that wrapper,
+    so a whole program can be checked for code that would break on CuPy without a GPU.
     """
 
     def __init__(self, device: str = "cpu", dtype: str = "float32", xp=None):
@@ -71,6 +73,9 @@ class Backend:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
         self.device = device
         self.dtype = DTYPES[str(dtype)]
+        if xp is None and device == "cpu" and os.environ.get("MINISNN_STRICT_XP") == "1":
+            from .testing import strict_xp  # CuPy's rules on NumPy: find GPU bugs without a GPU
+            xp = strict_xp
         if xp is not None:
             self.xp = xp
         elif device == "gpu":
