@@ -25,15 +25,18 @@ class PoissonEncoder:
         return f"PoissonEncoder(scale={self.scale})"
 
     def prepare(self, xp, images):
-        """Per-batch constants: the firing probability |x| * scale and the sign of x."""
-        return xp.abs(images) * self.scale, xp.sign(images)
+        """Per-batch constants: the firing probability |x| * scale and the sign of x (None when
+        no pixel is negative, as for MNIST: the spikes are then unipolar)."""
+        signed = bool((images < 0).any())
+        return xp.abs(images) * self.scale, (xp.sign(images) if signed else None)
 
     def encode(self, xp, prepared, steps, rng):
         """Spikes for the next ``steps`` time steps: (steps, *images.shape)."""
         probability, sign = prepared
         u = rng.random((steps,) + probability.shape, dtype=probability.dtype)
         spikes = xp.less(u, probability, out=u)       # u < p  <=>  p > u
-        spikes *= sign
+        if sign is not None:
+            spikes *= sign
         return spikes
 
 

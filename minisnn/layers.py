@@ -133,7 +133,8 @@ class Linear(_Weighted):
 
     def forward(self, x, rows=ALL):
         self.count_input(x, rows)
-        return x @ self.params["weight"].T
+        currents = x.reshape(-1, x.shape[-1]) @ self.params["weight"].T      # one product for the chunk
+        return currents.reshape(x.shape[:-1] + self.out_shape)
 
     def backward(self, delta):
         self.grads["weight"] = delta.T @ self.input_count                               # eq 3.25
