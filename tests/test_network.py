@@ -171,3 +171,29 @@ def test_a_conv_snn_learns_a_two_class_image_task():
                for i in range(0, 256, 64))
     print(f"test accuracy after {step} steps: {hits / 256:.3f}")
     assert hits / 256 >= 0.95
+
+
+def test_bad_input_gets_a_clear_error():
+    net = conv_pool_stack(Backend("cpu", "float32"))
+    good = np.zeros((2, 1, 12, 12), np.float32)
+    with pytest.raises(ValueError, match=r"does not match \(batch, 1, 12, 12\)"):
+        net.forward(np.zeros((2, 12, 12), np.float32), 5)
+    with pytest.raises(ValueError, match="input_shape"):
+        net.forward(np.zeros((2, 3, 12, 12), np.float32), 5)
+    with pytest.raises(TypeError, match="float64.*float32"):
+        net.forward(good.astype(np.float64), 5)
+    with pytest.raises(ValueError, match="positive number of time steps"):
+        net.forward(good, 0)
+    with pytest.raises(ValueError, match="T=4 but the given spike train has 3 steps"):
+        net.forward(np.zeros((3, 2, 1, 12, 12), np.float32), 4)
+    with pytest.raises(RuntimeError, match="needs a forward"):
+        conv_pool_stack(Backend("cpu", "float32")).backward(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="missing.*conv1.weight"):
+        net.load_parameters({})
+    params = {k: np.zeros((1,), np.float32) for k in net.parameters()}
+    with pytest.raises(ValueError, match="shape"):
+        net.load_parameters(params)
+    with pytest.raises(ValueError, match="device must be 'cpu' or 'gpu'"):
+        Backend("tpu")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        Backend("cpu", "float16")
