@@ -155,7 +155,9 @@ def main(argv=None):
         from minisnn.analyze import load_network
         trained, info = load_network(args.snn_checkpoint, backend, seed=args.seed)
         T = args.snn_T or info["T"] or models.DEFAULT_T["lenet5"]
-        how = f"checkpoint {Path(args.snn_checkpoint).name} (epoch {info['config'].get('epochs', '?')})"
+        from minisnn.checkpoint import load as load_checkpoint
+        done = load_checkpoint(args.snn_checkpoint).epoch
+        how = f"{done} ep on {info['config'].get('limit_train') or 'all'} img (checkpoint {Path(args.snn_checkpoint).name})"
     elif args.snn_epochs > 0:
         T = args.snn_T or 20
         sx, sy = subset(train_x, train_y, args.snn_limit_train or None, seed=args.seed)
