@@ -21,6 +21,8 @@ from minisnn.backend import Backend
 from minisnn.layers import Dropout, Identity
 from minisnn.loss import mse_loss
 
+from gradcheck import numerical_gradient
+
 MNIST, NMNIST, COLOUR = (1, 28, 28), (2, 34, 34), (3, 32, 32)
 INPUTS = {"1x28x28": MNIST, "2x34x34": NMNIST, "3x32x32": COLOUR}
 
@@ -313,18 +315,8 @@ def test_whole_chain_finite_differences(name, shape, width, dropout):
     assert set(analytic) == set(net.parameters())
 
     def numerical(array, indices):
-        flat = array.reshape(-1)
         eps = 1e-3 * float(np.sqrt(np.mean(array * array)))     # relative to the array's scale
-        result = []
-        for i in indices:
-            old = flat[i]
-            flat[i] = old + eps
-            plus = loss()
-            flat[i] = old - eps
-            minus = loss()
-            flat[i] = old
-            result.append((plus - minus) / (2 * eps))
-        return np.array(result)
+        return numerical_gradient(loss, array, indices, eps)
 
     errors = {}
     for pname, weight in net.parameters().items():
