@@ -4,6 +4,9 @@
     E   = 1/2 sum_b sum_j e_j^2              (eq 3.8, summed over the batch as the authors' code does)
     dE/d output = e                          (eq 3.9)
 
+With ``reduction="mean"`` E and e are divided by the batch size B, so a learning rate carries
+across batch sizes: lr_mean = B * lr_sum gives the same update.
+
 The authors' code uses MSELoss(size_average=False), i.e. sum e^2 without the 1/2, whose gradient
 is 2e: their learning rate eta corresponds to 2 * eta here.
 """
@@ -16,9 +19,15 @@ def one_hot(xp, labels, num_classes, dtype):
     return out
 
 
-def mse_loss(xp, output, labels):
-    """Return (E, e): the summed squared-error loss (a 0-d device array) and dE/d output."""
+def mse_loss(xp, output, labels, reduction="sum"):
+    """Return (E, dE/d output): the squared-error loss (a 0-d device array) summed over the
+    batch (``reduction="sum"``, eq 3.8) or averaged over it (``"mean"``)."""
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
     error = output - one_hot(xp, labels, output.shape[1], output.dtype)    # eq 3.7
+    if reduction == "mean":
+        error = error / output.shape[0]
+        return 0.5 * output.shape[0] * (error * error).sum(), error
     return 0.5 * (error * error).sum(), error                               # eqs 3.8, 3.9
 
 

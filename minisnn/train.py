@@ -84,12 +84,13 @@ MODEL_DEFAULTS = {
 
 GENERIC_DEFAULTS = dict(device="cpu", dtype="float32", seed=0, width=1.0, time_chunk=10,
                         val_split=0.0, limit_train=None, limit_test=None, dropout=None,
-                        test_every=1, data_dir=None, eval_batch_size=None, threads=None)
+                        test_every=1, data_dir=None, eval_batch_size=None, threads=None,
+                        loss_reduction="sum")
 
 #: Keys that define the experiment: a resumed run must not change them.
 IDENTITY_KEYS = ("model", "dataset", "width", "dropout", "timesteps", "batch_size", "lr", "optimizer",
                  "milestones", "gamma", "weight_decay", "momentum", "seed", "encoding_scale",
-                 "augment", "limit_train", "val_split", "dtype", "time_chunk")
+                 "augment", "limit_train", "val_split", "dtype", "time_chunk", "loss_reduction")
 
 EXIT_BAD_INPUT = 2
 EXIT_NONFINITE = 3
@@ -182,6 +183,9 @@ def build_parser():
     g.add_argument("--lr", type=float, default=S,
                    help="learning rate for E = 1/2 sum e^2 summed over the batch (the authors' lr x 2); "
                         "default: lenet5 0.003 (measured), vgg 0.0066, resnet 0.005, adam 0.001")
+    g.add_argument("--loss-reduction", choices=("sum", "mean"), default=S,
+                   help="E summed over the batch (default, the thesis) or averaged: with 'mean' the "
+                        "lr is B times the summed one and carries across batch sizes")
     g.add_argument("--milestones", type=_milestones, default=S,
                    help="comma-separated epochs where the lr is multiplied by --gamma "
                         "(default 70,100,125; 40,80,120 for N-MNIST)")
@@ -408,7 +412,7 @@ def train_epoch(net, opt, iterator, config, epoch, frames, quiet=False, desc="tr
             if frames:
                 x = _frames_first(xp, x)
             out = net.forward(x, T, train=True, rng_key=(seed, "train", epoch, b))
-            loss, error = mse_loss(xp, out, y)
+            loss, error = mse_loss(xp, out, y, config["loss_reduction"])
             loss = float(loss)
             if poison:
                 loss = float("nan")
@@ -418,7 +422,7 @@ def train_epoch(net, opt, iterator, config, epoch, frames, quiet=False, desc="tr
             net.backward(error)
             opt.step(net.gradients())
             n = int(y.shape[0])
-            total_loss += loss
+            total_loss += loss * n if config["loss_reduction"] == "mean" else loss   # summed over samples
             total_correct += int(correct(xp, out, y))
             seen += n
             rates.add(net.spike_rates(), n)

@@ -371,3 +371,17 @@ def test_nmnist_frames_train(tmp_path):
     assert metrics["test_samples"] == 20 and metrics["train_samples"] == 40
     assert 0 <= last_json(proc.stdout)["test_accuracy"] <= 1
     assert C.load(out / "checkpoint.h5").optimizer["buffers"].keys() == {"m", "v"}
+
+
+def test_mean_loss_reduction_is_the_summed_loss_over_batch():
+    import numpy as np
+    from minisnn.loss import mse_loss
+    rng = np.random.default_rng(1)
+    out = rng.random((8, 10)).astype(np.float64)
+    labels = rng.integers(0, 10, 8)
+    e_sum, g_sum = mse_loss(np, out, labels)
+    e_mean, g_mean = mse_loss(np, out, labels, "mean")
+    assert np.isclose(float(e_mean) * 8, float(e_sum))
+    assert np.allclose(g_mean * 8, g_sum)
+    with pytest.raises(ValueError, match="reduction"):
+        mse_loss(np, out, labels, "max")
