@@ -9,7 +9,11 @@ Public entry points::
     read_nmnist(path), events_to_frames(events, T, duration_us=None), nmnist_batch(...)
     to_float, channel_stats, standardize, Standardize, random_crop_flip
     BatchIterator, subset, train_val_split
-    DATASETS, default_data_root(), DatasetError
+    DATASETS, default_data_root(), builtin_data_root(), DatasetError
+
+Where data lives when no folder is given: ``$MINISNN_DATA``, else the source checkout's
+``datasets/`` folder (editable install), else ``~/.cache/minisnn`` (see
+:func:`default_data_root`).
 """
 from .errors import DatasetCorruptError, DatasetError, DatasetNotFoundError, DownloadError
 from .formats import (EventFrames, events_to_frames, nmnist_batch, read_cifar_batch,
@@ -19,12 +23,12 @@ from .iterator import BatchIterator, subset, train_val_split
 from .loaders import load
 from .preprocess import (COLOUR_DATASETS, Standardize, channel_stats, random_crop_flip,
                          standardize, to_float)
-from .registry import DATASETS, DatasetInfo, canonical_name, default_data_root
-from .storage import download, ensure_available, locate, safe_extract, verify
+from .registry import DATASETS, DatasetInfo, builtin_data_root, canonical_name, default_data_root
+from .storage import check_identity, download, ensure_available, locate, safe_extract, verify
 
 __all__ = [
-    "BatchIterator", "COLOUR_DATASETS", "DATASETS", "DatasetCorruptError", "DatasetError",
-    "DatasetInfo", "DatasetNotFoundError", "DownloadError", "EventFrames",
+    "BatchIterator", "COLOUR_DATASETS", "builtin_data_root", "DATASETS", "DatasetCorruptError", "DatasetError",
+    "DatasetInfo", "DatasetNotFoundError", "check_identity", "DownloadError", "EventFrames",
     "NMNIST_EVENT_DTYPE", "Standardize", "canonical_name", "channel_stats",
     "default_data_root", "download", "ensure_available", "events_to_frames", "load",
     "locate", "nmnist_batch", "random_crop_flip", "read_cifar_batch", "read_cifar_meta",

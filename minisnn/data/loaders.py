@@ -8,7 +8,7 @@ from .formats import (list_nmnist, read_cifar_batch, read_idx_pair, read_nmnist,
                       read_svhn_mat)
 from .registry import (CIFAR_TEST, CIFAR_TRAIN, DATASETS, IDX_FILES, SVHN_FILES,
                        canonical_name, check_split)
-from .storage import ensure_available, idx_path
+from .storage import check_identity, ensure_available, idx_path
 
 
 def load(name, split, root=None, download: bool = False, progress: bool = True):
@@ -20,21 +20,24 @@ def load(name, split, root=None, download: bool = False, progress: bool = True):
     sorted file order, and int64 labels.
 
     ``root`` is the folder holding the distribution's files, or a data root with a subfolder
-    named after the dataset; None means :func:`default_data_root` / ``<name>`` (and, for
+    named after the dataset (torchvision's ``MNIST/raw``, ``FashionMNIST/raw`` and
+    ``cifar-10-batches-py`` layouts included); None means :func:`default_data_root` (and, for
     Fashion-MNIST, Debian's /usr/share/datasets/fashion-mnist as a fallback). With
-    ``download=True`` missing files are fetched first.
+    ``download=True`` missing files are fetched first. MNIST and Fashion-MNIST files are
+    identified by checksum: one dataset's files given as the other's are refused.
     """
     name = canonical_name(name)
     split = check_split(name, split)
     folder = ensure_available(name, root, download=download, split=split, progress=progress)
     info = DATASETS[name]
     if name in ("mnist", "fashion-mnist"):
-        img_f, lab_f = IDX_FILES[split]
-        images, labels = read_idx_pair(idx_path(folder, img_f), idx_path(folder, lab_f),
-                                       info.num_classes)
+        paths = [idx_path(folder, f) for f in IDX_FILES[split]]
+        for path in paths:
+            check_identity(name, path)
+        images, labels = read_idx_pair(*paths, info.num_classes)
         if images.shape[1:] != info.input_shape:
             raise DatasetCorruptError(
-                f"{idx_path(folder, img_f)}: images are {images.shape[2:]}, expected "
+                f"{paths[0]}: images are {images.shape[2:]}, expected "
                 f"{info.input_shape[1:]} for {name}")
         return images, labels
     if name == "cifar10":

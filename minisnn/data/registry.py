@@ -36,24 +36,26 @@ class DatasetInfo:
     classes: tuple = ()
     kind: str = "image"  # "image" (uint8 N,C,H,W) or "events" (N-MNIST recordings)
     splits: tuple = ("train", "test")
+    title: str = ""  # the name people write, e.g. "Fashion-MNIST"
 
 
 _DIGITS = tuple(str(i) for i in range(10))
 
 DATASETS = {
-    "mnist": DatasetInfo("mnist", (1, 28, 28), 10, 60000, 10000, classes=_DIGITS),
+    "mnist": DatasetInfo("mnist", (1, 28, 28), 10, 60000, 10000, classes=_DIGITS,
+                         title="MNIST"),
     "fashion-mnist": DatasetInfo(
-        "fashion-mnist", (1, 28, 28), 10, 60000, 10000,
+        "fashion-mnist", (1, 28, 28), 10, 60000, 10000, title="Fashion-MNIST",
         classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                  "Sneaker", "Bag", "Ankle boot")),
     "cifar10": DatasetInfo(
-        "cifar10", (3, 32, 32), 10, 50000, 10000,
+        "cifar10", (3, 32, 32), 10, 50000, 10000, title="CIFAR-10",
         classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                  "ship", "truck")),
     "svhn": DatasetInfo("svhn", (3, 32, 32), 10, 73257, 26032, extra_count=531131,
-                        classes=_DIGITS, splits=("train", "test", "extra")),
+                        classes=_DIGITS, splits=("train", "test", "extra"), title="SVHN"),
     "nmnist": DatasetInfo("nmnist", (2, 34, 34), 10, 60000, 10000, classes=_DIGITS,
-                          kind="events"),
+                          kind="events", title="N-MNIST"),
 }
 
 _ALIASES = {
@@ -65,10 +67,12 @@ _ALIASES = {
     "nmnist": "nmnist", "n-mnist": "nmnist", "n_mnist": "nmnist",
 }
 
-# Folder names under a data root that may hold a dataset (first is the canonical one).
+# Folder names under a data root that may hold a dataset (first is the canonical one);
+# "MNIST/raw", "FashionMNIST/raw" and "cifar-10-batches-py" are torchvision's layout.
 FOLDER_NAMES = {
-    "mnist": ("mnist", "MNIST"),
-    "fashion-mnist": ("fashion-mnist", "fashion_mnist", "FashionMNIST", "fashion"),
+    "mnist": ("mnist", "MNIST/raw", "MNIST", "raw"),
+    "fashion-mnist": ("fashion-mnist", "fashion_mnist", "FashionMNIST/raw", "FashionMNIST",
+                      "fashion", "raw"),
     "cifar10": ("cifar10", "cifar-10", "CIFAR10"),
     "svhn": ("svhn", "SVHN"),
     "nmnist": ("nmnist", "n-mnist", "N-MNIST", "NMNIST"),
@@ -99,16 +103,40 @@ def check_split(name: str, split: str) -> str:
     return split
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+def _checkout_root():
+    """The source checkout minisnn is imported from (an editable install), or None when
+    minisnn is installed as a package (then the package's parent is site-packages)."""
+    top = Path(__file__).resolve().parents[2]
+    if (top / "setup.cfg").is_file() and "site-packages" not in top.parts:
+        return top
+    return None
 
 
 def default_data_root() -> Path:
-    """``$MINISNN_DATA`` if set, else ``<repo root>/datasets`` (one subfolder per dataset)."""
+    """Where datasets live when no folder is given (one subfolder per dataset).
+
+    The rule, the same for the command line, the library and the tutorials:
+
+    1. a folder given explicitly (``root=`` in Python, ``--data-dir`` on the command line);
+    2. else ``$MINISNN_DATA``;
+    3. else :func:`builtin_data_root`.
+
+    This function gives steps 2-3.
+    """
     env = os.environ.get("MINISNN_DATA")
-    if env:
-        return Path(env).expanduser()
-    return repo_root() / "datasets"
+    return Path(env).expanduser() if env else builtin_data_root()
+
+
+def builtin_data_root() -> Path:
+    """The default when neither a folder nor ``$MINISNN_DATA`` is given: in a source checkout
+    (``pip install -e .``) the checkout's ``datasets/`` folder, else ``$XDG_CACHE_HOME/minisnn``
+    (by default ``~/.cache/minisnn``) - never a folder inside the installed package or its
+    virtual environment."""
+    checkout = _checkout_root()
+    if checkout is not None:
+        return checkout / "datasets"
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "minisnn"
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,11 +19,11 @@ from pathlib import Path, PurePosixPath
 
 from ..fileio import fsync_dir
 from .errors import DatasetCorruptError, DatasetError, DatasetNotFoundError, DownloadError
-from .formats import _read_bytes, decompress_if_gzip, read_cifar_batch
+from .formats import _read_bytes, decompress_if_gzip, read_cifar_batch, read_idx_labels
 from .registry import (CIFAR_DIR, CIFAR_TEST, CIFAR_TRAIN, DATASETS, FOLDER_NAMES, HOMEPAGES,
                        IDX_FILES, LABEL_HISTOGRAMS, NMNIST_DIRS, REMOTE, SVHN_FILES,
-                       SYSTEM_LOCATIONS, RemoteFile, canonical_name, check_split,
-                       default_data_root)
+                       SYSTEM_LOCATIONS, RemoteFile, builtin_data_root, canonical_name,
+                       check_split, default_data_root)
 
 DEFAULT_TIMEOUT = 60.0
 _USER_AGENT = "minisnn/0.1 (+https://pypi.org/project/minisnn)"
@@ -33,13 +33,10 @@ _USER_AGENT = "minisnn/0.1 (+https://pypi.org/project/minisnn)"
 # Locating files
 # ---------------------------------------------------------------------------------------
 def _candidates(name, root):
+    base = default_data_root() if root is None else Path(root).expanduser()
+    cands = [base] + [base / n for n in FOLDER_NAMES[name]]
     if root is None:
-        base = default_data_root()
-        cands = [base / n for n in FOLDER_NAMES[name]]
         cands += list(SYSTEM_LOCATIONS.get(name, ()))
-    else:
-        root = Path(root).expanduser()
-        cands = [root] + [root / n for n in FOLDER_NAMES[name]]
     return cands
 
 
@@ -112,27 +109,43 @@ def _needed_files(name, split):
     if name in ("mnist", "fashion-mnist"):
         return list(IDX_FILES[split])
     if name == "cifar10":
-        return [f"{CIFAR_DIR}/{f}" for f in (CIFAR_TRAIN if split == "train" else CIFAR_TEST)]
+        return [f"{CIFAR_DIR}/data_batch_1-5" if split == "train" else f"{CIFAR_DIR}/test_batch"]
     if name == "svhn":
         return [SVHN_FILES[split]]
-    return [f"{NMNIST_DIRS[split]}/<digit>/NNNNN.bin (from {NMNIST_DIRS[split]}.zip)"]
+    return [f"{NMNIST_DIRS[split]}/<digit>/*.bin (unpacked from {NMNIST_DIRS[split]}.zip)"]
 
 
-def missing_message(name, split, root=None, extra=""):
-    folder = target_dir(name, root)
-    looked = ", ".join(str(c) for c in _candidates(name, root))
-    files = ", ".join(_needed_files(name, split))
+def _looked_in(name, root):
+    """The candidate folders, short: ``base (and sub/, sub/)`` plus system locations."""
+    base = default_data_root() if root is None else Path(root).expanduser()
+    others = SYSTEM_LOCATIONS.get(name, ()) if root is None else ()
+    text = f"{base}/ (and {', '.join(n + '/' for n in FOLDER_NAMES[name])})"
+    return ", ".join([text] + [f"{o}/" for o in others])
+
+
+def missing_message(name, splits, root=None, reason=""):
+    """What is missing (every file of the train and test splits, plus any other split asked
+    for), where minisnn looked, and the three ways to provide the files."""
+    splits = [s for s in dict.fromkeys(("train", "test", *splits)) if s in DATASETS[name].splits]
+    missing = [s for s in splits if locate(name, s, root) is None]
+    files = [f for s in missing for f in _needed_files(name, s)]
     sources = []
     for r in REMOTE[name]:
-        if split in r.splits:
-            src = r.urls[0] if r.extract else r.urls[0].rsplit("/", 1)[0] + "/"
-            src = f"unpack {r.filename} from {src}" if r.extract else src
+        if set(r.splits) & set(missing):
+            src = HOMEPAGES[name] if r.extract else r.urls[0].rsplit("/", 1)[0] + "/"
             if src not in sources:
                 sources.append(src)
-    return (f"{name} ({split} split) not found (looked in: {looked}). Put {files} into "
-            f"{folder}/ ({'; '.join(sources)}; see {HOMEPAGES[name]}), or let minisnn "
-            f"fetch them: minisnn.data.download({name!r}, root) or "
-            f"ensure_available({name!r}, root, download=True)." + (f" {extra}" if extra else ""))
+    env = os.environ.get("MINISNN_DATA")
+    lines = [reason] if reason else []
+    lines += [
+        f"{DATASETS[name].title} not found ({' and '.join(missing)} split{'s' if len(missing) > 1 else ''}); "
+        f"looked in {_looked_in(name, root)}.",
+        f"Put {', '.join(files)} (from {', '.join(sources)}) into one of:",
+        "  - a folder you name: root=DIR in Python, --data-dir DIR on the command line",
+        f"  - the folder named by $MINISNN_DATA ({'now ' + env if env else 'not set'})",
+        f"  - {builtin_data_root() / FOLDER_NAMES[name][0]}/ (the default without either)",
+    ]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------
@@ -180,6 +193,39 @@ def check_file(path, md5=None, content_sha256=None):
                      f"{content_sha256}")
     raise DatasetCorruptError(f"{path}: checksum mismatch ({'; '.join(parts)}); "
                               f"delete it and download it again")
+
+
+def _published_idx_files():
+    """{md5 or decompressed sha256: (dataset, file name)} of every published IDX file."""
+    known = {}
+    for name in ("mnist", "fashion-mnist"):
+        for r in REMOTE[name]:
+            known[r.md5] = known[r.content_sha256] = (name, r.filename)
+    return known
+
+
+def check_identity(name, path):
+    """Refuse an IDX file that is another published file: MNIST's files given as
+    Fashion-MNIST (same file names), or a test file in place of a training file.
+
+    The file's md5 is compared with every published one, and when it matches none (a
+    recompressed or decompressed copy) the sha256 of its decompressed content. Files that
+    match no published file (your own IDX files, subsets) are read as they are.
+    """
+    path = Path(path)
+    expected = (name, path.name if path.name.endswith(".gz") else path.name + ".gz")
+    known = _published_idx_files()
+    found = known.get(file_md5(path))
+    if found is None:
+        try:
+            found = known.get(hashlib.sha256(decompress_if_gzip(_read_bytes(path), path)).hexdigest())
+        except DatasetCorruptError:
+            return
+    if found is not None and found != expected:
+        raise DatasetCorruptError(
+            f"{path}: this is {DATASETS[found[0]].title}'s {found[1]} (its checksum is the "
+            f"published one), not {DATASETS[name].title}'s {expected[1]}; point the data folder "
+            f"at the {DATASETS[name].title} files")
 
 
 # ---------------------------------------------------------------------------------------
@@ -348,7 +394,31 @@ def download(name, root=None, progress=True, mirrors=None, split=None,
     name = canonical_name(name)
     splits = _requested_splits(name, split)
     folder = target_dir(name, root)
+    created = next((p for p in reversed((folder, *folder.parents)) if not p.exists()), None)
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _download_into(name, splits, folder, progress, mirrors, timeout, keep_archive)
+    except BaseException:
+        _remove_empty(folder, created)
+        raise
+    return folder
+
+
+def _remove_empty(folder, top):
+    """Remove ``folder`` and its parents up to ``top`` (folders a failed download created),
+    as long as they are empty."""
+    if top is None:
+        return
+    for p in (folder, *folder.parents):
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        if p == top:
+            return
+
+
+def _download_into(name, splits, folder, progress, mirrors, timeout, keep_archive):
     for remote in REMOTE[name]:
         if not set(remote.splits) & set(splits):
             continue
@@ -378,7 +448,6 @@ def download(name, root=None, progress=True, mirrors=None, split=None,
                 except DatasetCorruptError:
                     existing.unlink()
             fetch(remote, folder, progress, mirrors, timeout)
-    return folder
 
 
 _download_dataset = download
@@ -394,18 +463,27 @@ def ensure_available(name, root=None, download: bool = False, split=None, progre
     found = [locate(name, s, root) for s in splits]
     if all(f is not None for f in found):
         return found[0]
-    missing = splits[[f is None for f in found].index(True)]
     if not download:
-        raise DatasetNotFoundError(missing_message(name, missing, root))
+        raise DatasetNotFoundError(missing_message(name, splits, root))
     try:
         _download_dataset(name, root, progress=progress, mirrors=mirrors, split=splits)
     except DownloadError as exc:
-        raise DownloadError(f"{exc}\n{missing_message(name, missing, root)}") from exc
+        raise DownloadError(missing_message(name, splits, root, _short(exc))) from exc
     found = [locate(name, s, root) for s in splits]
     if any(f is None for f in found):
-        raise DatasetNotFoundError(missing_message(name, missing, root,
-                                                   "(download finished but files are missing)"))
+        raise DatasetNotFoundError(missing_message(
+            name, splits, root, "The download finished but files are still missing."))
     return found[0]
+
+
+def _short(exc):
+    """First line of a download error and its last address's reason, e.g.
+    ``could not download x.gz into /d/ (last error: URLError: ...)``."""
+    lines = str(exc).splitlines()
+    head = lines[0].rstrip(":").replace(" from any address", "")
+    if len(lines) > 1:
+        head += f" (last error: {lines[-1].strip().split(': ', 1)[-1]})"
+    return head + "."
 
 
 # ---------------------------------------------------------------------------------------
@@ -425,17 +503,18 @@ def verify(name, root=None, split=None) -> dict:
     for s in splits:
         folder = locate(name, s, root)
         if folder is None:
-            raise DatasetNotFoundError(missing_message(name, s, root))
+            raise DatasetNotFoundError(missing_message(name, [s], root))
         if name in ("mnist", "fashion-mnist", "svhn"):
             for remote in REMOTE[name]:
                 if s not in remote.splits:
                     continue
                 path = (idx_path(folder, remote.filename) if name != "svhn"
                         else folder / remote.filename)
+                if name != "svhn":
+                    check_identity(name, path)
                 report[str(path)] = check_file(path, remote.md5, remote.content_sha256)
             if name != "svhn":
-                from .loaders import load
-                _, labels = load(name, s, root)
+                labels = read_idx_labels(idx_path(folder, IDX_FILES[s][1]), DATASETS[name].num_classes)
                 _check_histogram(name, s, labels, folder)
         elif name == "cifar10":
             tarball = folder.parent / REMOTE[name][0].filename
