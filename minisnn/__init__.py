@@ -10,5 +10,6 @@ from .layers import (LIF, Conv2d, Dropout, Flatten, Identity, Linear, Output, Re
 from .loss import correct, mse_loss
 from .network import Network
 from .optim import SGD, Adam, MultiStepLR
+from .pretrained import Pretrained, load
 
 __version__ = "0.1.0"

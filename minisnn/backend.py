@@ -38,53 +38,81 @@ def _key_to_ints(key):
     return ints
 
 
-def _import_cupy():
+_GPU_HINT = "Backend('cpu') in Python, --device cpu on the command line"
+
+
+def _import_cupy(index=0):
     try:
         import cupy
     except ImportError as exc:
         raise DeviceError(
-            "--device gpu needs CuPy, which is not installed: "
-            "pip install 'minisnn[gpu]' (cupy-cuda12x), or use --device cpu"
+            "the GPU backend needs CuPy, which is not installed: pip install "
+            "'minisnn[gpu-cuda12]' (gpu-cuda11 / gpu-cuda13 for other CUDA versions), "
+            f"or use the CPU ({_GPU_HINT})"
         ) from exc
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA driver missing or broken
         raise DeviceError(
-            f"--device gpu: CuPy is installed but no CUDA device is usable ({exc}); "
-            "check the NVIDIA driver with nvidia-smi, or use --device cpu"
+            f"CuPy is installed but no CUDA device is usable ({exc}); check the NVIDIA "
+            f"driver with nvidia-smi, or use the CPU ({_GPU_HINT})"
         ) from exc
-    if count == 0:
-        raise DeviceError("--device gpu: CuPy found no CUDA device; use --device cpu")
+    if index >= count:
+        raise DeviceError(f"GPU {index} asked for, but CuPy found {count} CUDA device(s)"
+                          + (f" (0 to {count - 1})" if count else f"; use the CPU ({_GPU_HINT})"))
+    cupy.cuda.Device(index).use()
     return cupy
+
+
+def _parse_device(device):
+    """'cpu' -> ('cpu', None); 'gpu', 'cuda' -> ('gpu', 0); 'gpu:1', 'cuda:1' -> ('gpu', 1)."""
+    name, _, index = str(device).strip().lower().partition(":")
+    if name == "cpu" and not index:
+        return "cpu", None
+    if name in ("gpu", "cuda") and (not index or index.isdigit()):
+        return "gpu", int(index or 0)
+    raise ValueError(f"device must be 'cpu' or 'gpu' ('cuda' is the same; 'gpu:1' or 'cuda:1' "
+                     f"picks a GPU by its index), got {device!r}")
+
+
+def _parse_dtype(dtype):
+    try:
+        name = None if dtype is None else np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)} (a name or a NumPy dtype), "
+                         f"got {dtype!r}")
+    return DTYPES[name]
 
 
 class Backend:
     """Array module, default dtype and random streams of one device.
 
+    ``device``: ``"cpu"`` (NumPy), or ``"gpu"`` / ``"cuda"`` (CuPy on GPU 0), ``"gpu:N"`` /
+    ``"cuda:N"`` (GPU N); ``backend.device`` is then ``"gpu"`` and ``backend.gpu_index`` N.
+    ``dtype``: ``"float32"`` or ``"float64"``, as a name or a NumPy dtype (``np.float64``).
     ``xp`` may be given directly (tests pass a strict NumPy wrapper that behaves like CuPy).
     The environment variable ``MINISNN_STRICT_XP=1`` makes every CPU backend use that wrapper,
     so a whole program can be checked for code that would break on CuPy without a GPU.
     """
 
-    def __init__(self, device: str = "cpu", dtype: str = "float32", xp=None):
-        if device not in ("cpu", "gpu"):
-            raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
-        if str(dtype) not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-        self.device = device
-        self.dtype = DTYPES[str(dtype)]
-        if xp is None and device == "cpu" and os.environ.get("MINISNN_STRICT_XP") == "1":
+    def __init__(self, device: str = "cpu", dtype="float32", xp=None):
+        self.device, self.gpu_index = _parse_device(device)
+        self.dtype = _parse_dtype(dtype)
+        if xp is None and self.device == "cpu" and os.environ.get("MINISNN_STRICT_XP") == "1":
             from .testing import strict_xp  # CuPy's rules on NumPy: find GPU bugs without a GPU
             xp = strict_xp
         if xp is not None:
             self.xp = xp
-        elif device == "gpu":
-            self.xp = _import_cupy()
+        elif self.device == "gpu":
+            self.xp = _import_cupy(self.gpu_index)
         else:
             self.xp = np
 
     def __repr__(self):
-        return f"Backend(device={self.device!r}, dtype={np.dtype(self.dtype).name!r})"
+        device = self.device if self.gpu_index in (None, 0) else f"gpu:{self.gpu_index}"
+        return f"Backend(device={device!r}, dtype={np.dtype(self.dtype).name!r})"
 
     # -- host <-> device: the only two crossings --------------------------------------------
     def to_device(self, host_array, dtype=None):

@@ -69,12 +69,24 @@ class _Builder:
         if len(input_shape) != 3:
             raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
         c, h, w = (int(s) for s in input_shape)
+        if w <= 3 < c:
+            raise ValueError(f"input_shape must be (C, H, W) with the channels first; "
+                             f"{tuple(input_shape)} looks channels-last: use {(w, c, h)}")
+        if min(c, h, w) < 1:
+            raise ValueError(f"input_shape must be positive (C, H, W), got {tuple(input_shape)}")
+        self.input_shape = (c, h, w)
         self.shape = (h, w, c)           # internal layout (H, W, C)
         self.width = width
         self.threshold, self.leak, self.pool_threshold = threshold, leak, pool_threshold
         self.dropout = dropout
         self.layers = []
         self.counts = {"conv": 0, "pool": 0, "fc": 0, "block": 0}
+
+    def _check(self, layer):
+        """A layer that shrinks the feature map to nothing: the input is too small."""
+        if min(self.shape[:2]) < 1:
+            raise ValueError(f"input_shape {self.input_shape} is too small for this model: "
+                             f"{layer} leaves a {self.shape[0]}x{self.shape[1]} feature map")
 
     def ch(self, n):
         """A hidden channel / feature count scaled by ``width`` (rounded, at least 1)."""
@@ -92,6 +104,7 @@ class _Builder:
         out = self.ch(out)
         conv = Conv2d(c, out, k, stride, k // 2, name=f"conv{i}")
         self.shape = conv.output_shape(self.shape)
+        self._check(conv.name)
         self.layers += [conv, LIF(self.threshold, self.leak, name=f"lif{i}")]
         if drop:
             self._drop(str(i))
@@ -100,6 +113,7 @@ class _Builder:
         self.counts["pool"] += 1
         pool = SpikingAvgPool(self.pool_threshold, name=f"pool{self.counts['pool']}")
         self.shape = pool.output_shape(self.shape)
+        self._check(pool.name)
         self.layers.append(pool)
 
     def block(self, out, stride, skip="conv"):
@@ -112,6 +126,7 @@ class _Builder:
                                          self.dropout, name=f"block{i}"))
         h, w = self.shape[:2]
         self.shape = ((h - 1) // stride + 1, (w - 1) // stride + 1, out)
+        self._check(f"block{i}")
         self._drop(f"_block{i}")
 
     def fc(self, out):
@@ -245,10 +260,19 @@ _LAYOUTS = {"lenet5": _lenet5, "vgg7": _vgg7, "vgg9": _vgg9,
 _RESIDUAL = {"resnet7", "resnet9", "resnet11"}
 
 
-def layers(name, input_shape=(3, 32, 32), num_classes=10, width=1.0, *, threshold=1.0, leak=0.99,
+def default_input_shape(name: str) -> tuple:
+    """(C, H, W) of the dataset the model is trained on in the thesis, e.g. (1, 28, 28) for LeNet5."""
+    from .data.registry import DATASETS
+
+    return tuple(DATASETS[default_dataset(name)].input_shape)
+
+
+def layers(name, input_shape=None, num_classes=10, width=1.0, *, threshold=1.0, leak=0.99,
            pool_threshold=0.75, dropout=None, resnet11_skip="subsample"):
     """The layer list of model ``name`` (tables 4.2-4.4), unbuilt; :func:`build` wraps it."""
     key = _check_name(name)
+    if input_shape is None:
+        input_shape = default_input_shape(key)
     if width <= 0:
         raise ValueError(f"width must be positive, got {width}")
     p = DEFAULT_DROPOUT[key] if dropout is None else float(dropout)
@@ -256,13 +280,15 @@ def layers(name, input_shape=(3, 32, 32), num_classes=10, width=1.0, *, threshol
     return _LAYOUTS[key](b, num_classes, resnet11_skip=resnet11_skip)
 
 
-def build(name, input_shape=(3, 32, 32), num_classes=10, width=1.0, backend=None, *, threshold=1.0,
+def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, threshold=1.0,
           leak=0.99, pool_threshold=0.75, dropout=None, seed=0, time_chunk=10, encoder=None,
           init_gain=None, resnet11_skip="subsample"):
     """Build model ``name`` (one of :data:`MODELS`) of tables 4.2-4.4 as a :class:`Network`.
 
-    ``input_shape`` is (C, H, W): (1, 28, 28), (2, 34, 34) or (3, 32, 32) in the thesis, but any
-    size the layers can reduce works. ``width`` scales the hidden channel / feature counts.
+    ``input_shape`` is (C, H, W), channels first: (1, 28, 28), (2, 34, 34) or (3, 32, 32) in
+    the thesis, but any size the layers can reduce works; None takes the shape of the model's
+    dataset (:func:`default_input_shape`: LeNet5 1x28x28 MNIST, VGG7/ResNet7 SVHN and
+    VGG9/ResNet9/ResNet11 CIFAR-10, 3x32x32). ``width`` scales the hidden channel / feature counts.
     ``threshold`` / ``leak`` are the LIF layers' (and the output's leak), ``pool_threshold``
     the pooling IF neurons'. ``dropout=None`` takes the model's default
     (:data:`DEFAULT_DROPOUT`); 0 removes the dropout layers. ``init_gain=None`` takes k = 2
@@ -271,6 +297,7 @@ def build(name, input_shape=(3, 32, 32), num_classes=10, width=1.0, backend=None
     the authors' MNIST code corresponds to ``PoissonEncoder(scale=0.5)``).
     """
     key = _check_name(name)
+    input_shape = default_input_shape(key) if input_shape is None else tuple(input_shape)
     stack = layers(key, input_shape, num_classes, width, threshold=threshold, leak=leak,
                    pool_threshold=pool_threshold, dropout=dropout, resnet11_skip=resnet11_skip)
     gain = (1.0 if key in _RESIDUAL else 2.0) if init_gain is None else init_gain
@@ -278,9 +305,10 @@ def build(name, input_shape=(3, 32, 32), num_classes=10, width=1.0, backend=None
                    init_gain=gain, seed=seed, name=key)
 
 
-def summary(name, input_shape=(3, 32, 32), num_classes=10, width=1.0, **kwargs):
+def summary(name, input_shape=None, num_classes=10, width=1.0, **kwargs):
     """The layer table (:meth:`Network.summary`) of a model, e.g. ``print(summary("vgg9"))``."""
     return build(name, input_shape, num_classes, width, **kwargs).summary()
 
 
-__all__ = ["MODELS", "DEFAULT_DROPOUT", "DEFAULT_T", "build", "layers", "summary", "default_dataset"]
+__all__ = ["MODELS", "DEFAULT_DROPOUT", "DEFAULT_T", "build", "layers", "summary", "default_dataset",
+           "default_input_shape"]

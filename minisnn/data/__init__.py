@@ -7,7 +7,7 @@ Public entry points::
     download(name, root=None, progress=True) / ensure_available(name, root, download)
     verify(name, root=None)
     read_nmnist(path), events_to_frames(events, T, duration_us=None), nmnist_batch(...)
-    to_float, channel_stats, standardize, Standardize, random_crop_flip
+    to_float, check_pixel_scale, channel_stats, standardize, Standardize, random_crop_flip
     BatchIterator, subset, train_val_split
     DATASETS, default_data_root(), builtin_data_root(), DatasetError
 
@@ -21,15 +21,15 @@ from .formats import (EventFrames, events_to_frames, nmnist_batch, read_cifar_ba
                       read_nmnist, read_svhn_mat, NMNIST_EVENT_DTYPE)
 from .iterator import BatchIterator, subset, train_val_split
 from .loaders import load
-from .preprocess import (COLOUR_DATASETS, Standardize, channel_stats, random_crop_flip,
-                         standardize, to_float)
+from .preprocess import (COLOUR_DATASETS, Standardize, channel_stats, check_pixel_scale,
+                         random_crop_flip, standardize, to_float)
 from .registry import DATASETS, DatasetInfo, builtin_data_root, canonical_name, default_data_root
 from .storage import check_identity, download, ensure_available, locate, safe_extract, verify
 
 __all__ = [
     "BatchIterator", "COLOUR_DATASETS", "builtin_data_root", "DATASETS", "DatasetCorruptError", "DatasetError",
     "DatasetInfo", "DatasetNotFoundError", "check_identity", "DownloadError", "EventFrames",
-    "NMNIST_EVENT_DTYPE", "Standardize", "canonical_name", "channel_stats",
+    "NMNIST_EVENT_DTYPE", "Standardize", "canonical_name", "channel_stats", "check_pixel_scale",
     "default_data_root", "download", "ensure_available", "events_to_frames", "load",
     "locate", "nmnist_batch", "random_crop_flip", "read_cifar_batch", "read_cifar_meta",
     "read_idx", "read_idx_images", "read_idx_labels", "read_nmnist", "read_svhn_mat",

@@ -12,12 +12,25 @@ import numpy as np
 COLOUR_DATASETS = ("cifar10", "svhn")
 
 
+def check_pixel_scale(images):
+    """Refuse float images on the 0-255 scale (no negative value, some above 1): the Poisson
+    encoder would make every such pixel fire at every step. Signed (standardised) images and
+    images in [0, 1] pass; returns ``images``."""
+    if images.size and np.issubdtype(images.dtype, np.floating):
+        low, high = float(images.min()), float(images.max())
+        if low >= 0 and high > 1.001:
+            raise ValueError(f"float images must be in [0, 1] (or standardised), got values up to "
+                             f"{high:g}: pass uint8 images, or divide these by 255")
+    return images
+
+
 def to_float(images, dtype=np.float32) -> np.ndarray:
-    """uint8 images -> floats in [0, 1]; float input is only cast."""
+    """uint8 images -> floats in [0, 1]; float input is only cast (and refused on the 0-255
+    scale, see :func:`check_pixel_scale`)."""
     images = np.asarray(images)
     if images.dtype == np.uint8:
         return images.astype(dtype) * dtype(1.0 / 255.0)
-    return images.astype(dtype, copy=False)
+    return check_pixel_scale(images).astype(dtype, copy=False)
 
 
 def channel_stats(train_images):
