@@ -1,7 +1,13 @@
 """Readers of every format on files written here in the exact published layouts."""
 import gzip
+import os
 import pickle
 import struct
+import subprocess
+import sys
+import threading
+import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -443,3 +449,199 @@ def test_nmnist_batch_binary():
     b = data.nmnist_batch([ev, ev[:1]], T=1, binary=True)
     assert b.max() == 1 and b[0, 0, 1, 2, 1] == 1 and b[1].sum() == 1
     assert data.EventFrames(T=1, binary=False)([ev]).sum() == 3
+
+
+# ---------------------------------------------------------------------------------------
+# Hostile and degenerate files: only a DatasetError naming the file may come out
+# ---------------------------------------------------------------------------------------
+def _named(info, path):
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("labels", [[2 ** 63, 1], [-(2 ** 63) - 1, 1], [1, 2 ** 70]])
+def test_cifar_huge_labels(tmp_path, labels):
+    p = tmp_path / "data_batch_1"
+    p.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": labels}))
+    with pytest.raises(DatasetError, match="out of range") as info:
+        data.read_cifar_batch(p)
+    _named(info, p)
+
+
+def test_cifar_deep_nesting_in_a_key(tmp_path):
+    """A key nested 100,000 deep made repr() recurse; 2,000,000 deep made the C unpickler's
+    hash crash the interpreter (so this runs in a child process)."""
+    p = tmp_path / "data_batch_1"
+    for depth in (100_000, 2_000_000):
+        p.write_bytes(b"\x80\x02}" + b")" + b"\x85" * depth + b"K\x01s.")   # {((...(),),): 1}
+        code = (f"import minisnn.data as d\ntry:\n    d.read_cifar_batch({str(p)!r})\n"
+                f"except d.DatasetError as e:\n    print('refused:', e)\n")
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 0, run.stderr[-500:]
+        assert run.stdout.startswith(f"refused: {p}"), run.stdout
+
+
+def _global(module, name):
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+_U1 = _global("numpy", "dtype") + b"X\x02\x00\x00\x00u1\x85R"
+CRAFTED_ARRAYS = {
+    # numpy.ndarray((5, 3072), 'u1'): 84 bytes that returned uninitialised process memory
+    "ndarray call": _global("numpy", "ndarray") + b"K\x05M\x00\x0c\x86" + _U1 + b"\x86R",
+    # the same through NEWOBJ (ndarray.__new__)
+    "ndarray newobj": _global("numpy", "ndarray") + b"K\x05M\x00\x0c\x86\x85\x81",
+    # _reconstruct with a shape other than (0,) and no data to fill it
+    "reconstruct": (_global("numpy.core.multiarray", "_reconstruct")
+                    + _global("numpy", "ndarray") + b"K\x05M\x00\x0c\x86C\x01B\x87R"),
+    # BUILD on an allowed function (would set attributes of minisnn's own code)
+    "build": _global("numpy", "dtype") + b"}X\x0c\x00\x00\x00__defaults__)sb",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CRAFTED_ARRAYS))
+def test_cifar_crafted_pickle_never_returns_memory(tmp_path, kind):
+    p = tmp_path / "data_batch_1"
+    p.write_bytes(b"\x80\x02}(C\x04data" + CRAFTED_ARRAYS[kind]
+                  + b"C\x06labels](K\x01K\x01K\x01K\x01K\x01eu.")
+    with pytest.raises(DatasetError, match="not allowed|not a valid") as info:
+        data.read_cifar_batch(p)
+    _named(info, p)
+
+
+def test_cifar_real_layouts_still_load(tmp_path):
+    """numpy's own pickles of every protocol go through the checked globals."""
+    images = np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072)
+    p = tmp_path / "b"
+    for proto in (2, 4, 5):
+        p.write_bytes(pickle.dumps({b"data": images, b"labels": np.array([3, 4], np.int64),
+                                    b"extra": {1: [b"x", 2.5]}}, proto))
+        x, y = data.read_cifar_batch(p)
+        np.testing.assert_array_equal(x.reshape(2, -1), images)
+        assert y.tolist() == [3, 4]
+
+
+def _blocks(fn, *args):
+    """True when fn(*args) has not returned within 5 s (then unblocks it)."""
+    done = threading.Event()
+
+    def call():
+        try:
+            fn(*args)
+        except Exception:
+            pass
+        done.set()
+
+    threading.Thread(target=call, daemon=True).start()
+    blocked = not done.wait(5)
+    if blocked:   # a reader waits in open(): a writer lets it go
+        with open(args[0], "wb"):
+            pass
+        done.wait(5)
+    return blocked
+
+
+@pytest.mark.parametrize("reader", ["read_nmnist", "read_cifar_batch", "read_idx_images",
+                                    "read_svhn_mat"])
+def test_readers_refuse_fifo_and_folders(tmp_path, reader):
+    fn = getattr(data, reader)
+    fifo = tmp_path / "train_32x32.mat"
+    os.mkfifo(fifo)
+    assert not _blocks(fn, fifo)
+    for path in (fifo, tmp_path):
+        with pytest.raises(DatasetError, match="not a regular file") as info:
+            fn(path)
+        _named(info, path)
+
+
+def test_nmnist_decreasing_timestamps(tmp_path):
+    p = tmp_path / "a.bin"
+    p.write_bytes(encode_nmnist([1, 2, 3], [1, 2, 3], [0, 1, 0], [10, 500, 499]))
+    with pytest.raises(DatasetError, match="backwards.*event 2: 499 us after 500") as info:
+        data.read_nmnist(p)
+    _named(info, p)
+    # equal timestamps are fine, and so is a drop that the overflow marker corrects
+    p.write_bytes(encode_nmnist([1, 2, 0, 3], [1, 2, 240, 3], [0, 1, 0, 0], [10, 10, 0, 5]))
+    assert data.read_nmnist(p)["t"].tolist() == [10, 10, 5 + 2 ** 13]
+
+
+def _gzip_bomb(path, header, inflated):
+    """``header`` followed by zeros up to ``inflated`` bytes, gzipped (about 1/1000 of it)."""
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    with open(path, "wb") as fh:
+        fh.write(z.compress(header))
+        for _ in range((inflated - len(header)) >> 20):
+            fh.write(z.compress(zeros))
+        fh.write(z.flush())
+
+
+def test_idx_gzip_bomb_refused_while_streaming(tmp_path):
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    _gzip_bomb(p, struct.pack(">IIII", 0x803, 60000, 28, 28), 256 << 20)
+    assert p.stat().st_size < (1 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match="inflates to more than") as info:
+            data.read_idx_images(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    _named(info, p)
+    assert peak < 3 * data.formats.IDX_MAX_BYTES, f"peak {peak / 2 ** 20:.0f} MiB"
+
+
+def test_idx_oversized_plain_file_refused_unread(tmp_path):
+    p = tmp_path / "train-images-idx3-ubyte"
+    with open(p, "wb") as fh:
+        fh.write(struct.pack(">IIII", 0x803, 60000, 28, 28))
+        fh.truncate(1 << 30)                       # sparse: 1 GiB on paper, nothing on disk
+    with pytest.raises(DatasetError, match="more than the 47040016") as info:
+        data.read_idx_images(p)
+    _named(info, p)
+
+
+def test_gzip_members_and_trailing_data():
+    raw = idx_bytes(np.arange(10))
+    two = gzip.compress(raw[:7]) + gzip.compress(raw[7:])
+    assert data.formats.decompress_if_gzip(two, "f") == raw
+    with pytest.raises(DatasetError, match="trailing data"):
+        data.formats.decompress_if_gzip(gzip.compress(raw) + b"junk", "f")
+    with pytest.raises(DatasetError, match="ends early"):
+        data.formats.decompress_if_gzip(gzip.compress(raw)[:-9], "f")
+
+
+def test_empty_splits_refused(tmp_path):
+    write_mnist(tmp_path / "mnist", "test", n=0)
+    with pytest.raises(DatasetError, match="no images") as info:
+        data.load("mnist", "test", root=tmp_path / "mnist")
+    _named(info, tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz")
+
+    p = tmp_path / "test_batch"
+    p.write_bytes(pickle.dumps({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}))
+    with pytest.raises(DatasetError, match="no images") as info:
+        data.read_cifar_batch(p)
+    _named(info, p)
+
+    p = tmp_path / "test_32x32.mat"
+    scipy.io.savemat(str(p), {"X": np.zeros((32, 32, 3, 0), np.uint8),
+                              "y": np.zeros((0, 1), np.uint8)})
+    with pytest.raises(DatasetError, match="no images") as info:
+        data.read_svhn_mat(p)
+    _named(info, p)
+
+    (tmp_path / "nmnist" / "Test" / "3").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="no recordings") as info:
+        data.load("nmnist", "test", root=tmp_path / "nmnist")
+    _named(info, tmp_path / "nmnist" / "Test")
+
+
+def test_empty_batches_refused():
+    from minisnn.backend import Backend
+    images, labels = np.zeros((4, 1, 2, 2), np.uint8), np.arange(4)
+    with pytest.raises(ValueError, match="no samples"):
+        data.BatchIterator(images[:0], labels[:0], 2, Backend())
+    with pytest.raises(ValueError, match="limit must be >= 1"):
+        data.subset(images, labels, 0)
+    with pytest.raises(ValueError, match="no samples"):   # a validation split of everything
+        data.BatchIterator(*data.train_val_split(images, labels, 0.9)[:2], 2, Backend())

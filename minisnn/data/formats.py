@@ -11,6 +11,7 @@ import importlib
 import io
 import os
 import pickle
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -21,34 +22,77 @@ from .errors import DatasetCorruptError, DatasetError, DatasetNotFoundError
 
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
+IDX_MAX_BYTES = 16 + 60000 * 28 * 28      # the largest IDX file of MNIST / Fashion-MNIST
+CIFAR_MAX_BYTES = 64 << 20                 # a CIFAR-10 batch is 31 MB
 _GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_STEP = 1 << 20
 _REDOWNLOAD = "delete it and download it again"
 
 
-def _read_bytes(path) -> bytes:
+def _check_regular(path, st):
+    if not stat.S_ISREG(st.st_mode):
+        raise DatasetError(f"{path}: not a regular file (a folder, pipe or device?); point "
+                           "minisnn at the dataset's files")
+
+
+def _read_bytes(path, max_bytes: int | None = None) -> bytes:
+    """The content of the regular file ``path``, refusing anything else before reading (a
+    FIFO would block forever) and files larger than ``max_bytes``."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            return fh.read()
+        # O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError as exc:
         raise DatasetNotFoundError(f"{path}: file not found") from exc
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read file ({exc})") from exc
+    try:
+        st = os.fstat(fd)
+        _check_regular(path, st)
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise DatasetCorruptError(
+                f"{path}: {st.st_size} bytes, more than the {max_bytes} this format allows; "
+                f"is this the right file? {_REDOWNLOAD}")
+        with open(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read file ({exc})") from exc
+    finally:
+        os.close(fd)
 
 
-def decompress_if_gzip(raw: bytes, path) -> bytes:
+def decompress_if_gzip(raw: bytes, path, max_bytes: int | None = None) -> bytes:
     """Return the decompressed content of gzip data, or ``raw`` itself when not gzipped.
 
     The decision is made on the content (gzip magic), not the name: some browsers silently
-    decompress ``.gz`` downloads but keep the name.
+    decompress ``.gz`` downloads but keep the name. Decompression streams in 1 MiB steps and
+    stops as soon as the output passes ``max_bytes`` (default: the largest IDX file of MNIST
+    and Fashion-MNIST), so a small "gzip bomb" never inflates in memory.
     """
     if not raw.startswith(_GZIP_MAGIC):
         return raw
+    limit = IDX_MAX_BYTES if max_bytes is None else int(max_bytes)
+    out, rest = bytearray(), memoryview(raw)
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error, ValueError) as exc:
+        while rest:   # a gzip file may hold several members, one after the other
+            if bytes(rest[:2]) != _GZIP_MAGIC:
+                raise ValueError("trailing data after the gzip stream")
+            inflater = zlib.decompressobj(wbits=31)
+            while not inflater.eof:
+                chunk = inflater.decompress(rest, _GZIP_STEP)
+                if not chunk and len(inflater.unconsumed_tail) == len(rest):
+                    raise EOFError("the compressed stream ends early")
+                rest = memoryview(inflater.unconsumed_tail)
+                out += chunk
+                if len(out) > limit:
+                    raise DatasetCorruptError(
+                        f"{path}: gzip data inflates to more than {limit} bytes, more than this "
+                        f"format allows (a corrupt or hostile file); {_REDOWNLOAD}")
+            rest = memoryview(inflater.unused_data)
+    except (EOFError, zlib.error, ValueError) as exc:
         raise DatasetCorruptError(
             f"{path}: corrupt or truncated gzip data ({exc}); {_REDOWNLOAD}") from exc
+    return bytes(out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -81,9 +125,12 @@ def parse_idx(data: bytes, path="<bytes>", expect_magic: int | None = None) -> n
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def read_idx(path, expect_magic: int | None = None) -> np.ndarray:
-    """Read an IDX file (gzipped or plain) of unsigned bytes. Returns a writable array."""
-    data = decompress_if_gzip(_read_bytes(path), path)
+def read_idx(path, expect_magic: int | None = None, max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
+    """Read an IDX file (gzipped or plain) of unsigned bytes. Returns a writable array.
+
+    Files (or decompressed contents) larger than ``max_bytes`` are refused; the default is
+    the size of the largest MNIST / Fashion-MNIST file."""
+    data = decompress_if_gzip(_read_bytes(path, max_bytes), path, max_bytes)
     return parse_idx(data, path, expect_magic).copy()
 
 
@@ -106,6 +153,9 @@ def read_idx_pair(images_path, labels_path, num_classes: int = 10):
     """Images (N, 1, H, W) uint8 and labels (N,) int64 of one IDX split."""
     images = read_idx_images(images_path)
     labels = read_idx_labels(labels_path, num_classes)
+    if images.shape[0] == 0:
+        raise DatasetCorruptError(f"{images_path}: holds no images (an empty split); "
+                                  f"{_REDOWNLOAD}")
     if images.shape[0] != labels.shape[0]:
         raise DatasetCorruptError(
             f"{images_path} has {images.shape[0]} images but {labels_path} has "
@@ -136,32 +186,117 @@ def _latin1_encode(text, encoding="latin1", errors="strict"):
 
 _MULTIARRAY = ("numpy._core.multiarray", "numpy.core.multiarray")
 _NUMERIC = ("numpy._core.numeric", "numpy.core.numeric")
+
+
+class _NdarrayName:
+    """Stands for numpy.ndarray in a pickle: may be passed to _reconstruct, never called."""
+
+    def __call__(self, *args, **kwargs):
+        raise pickle.UnpicklingError("calling numpy.ndarray (uninitialised memory) is not allowed")
+
+
+_NDARRAY = _NdarrayName()
+
+
+def _reconstruct(subtype, shape, typecode):
+    # numpy pickles start every array as _reconstruct(ndarray, (0,), b'b') and fill it with
+    # __setstate__, which checks that the data holds exactly the bytes the shape needs. Any
+    # other shape would return uninitialised memory, so only the empty start is allowed.
+    if subtype is not _NDARRAY or type(shape) is not tuple or shape != (0,):
+        raise pickle.UnpicklingError("_reconstruct is allowed only for an empty ndarray")
+    return _numpy_attr(_MULTIARRAY, "_reconstruct")(np.ndarray, (0,), typecode)
+
+
+def _dtype(spec, align=False, copy=False):
+    if type(spec) not in (str, bytes):
+        raise pickle.UnpicklingError("dtype only from a type string")
+    return np.dtype(spec.decode("latin1") if type(spec) is bytes else spec, bool(align),
+                    bool(copy))
+
+
+def _scalar(dtype, raw):
+    if not isinstance(dtype, np.dtype) or type(raw) is not bytes:
+        raise pickle.UnpicklingError("numpy scalar only from a dtype and bytes")
+    return _numpy_attr(_MULTIARRAY, "scalar")(dtype, raw)
+
+
+def _frombuffer(buf, dtype, shape, order):
+    if (type(buf) not in (bytes, bytearray) or not isinstance(dtype, np.dtype)
+            or type(shape) is not tuple or not all(type(d) is int for d in shape)):
+        raise pickle.UnpicklingError("array only from bytes, a dtype and a shape")
+    return _numpy_attr(_NUMERIC, "_frombuffer")(buf, dtype, shape, order)
+
+
 _SAFE_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): lambda: _numpy_attr(_MULTIARRAY, "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"): lambda: _numpy_attr(_MULTIARRAY, "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"): lambda: _numpy_attr(_MULTIARRAY, "scalar"),
-    ("numpy._core.multiarray", "scalar"): lambda: _numpy_attr(_MULTIARRAY, "scalar"),
-    ("numpy.core.numeric", "_frombuffer"): lambda: _numpy_attr(_NUMERIC, "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"): lambda: _numpy_attr(_NUMERIC, "_frombuffer"),
-    ("numpy", "ndarray"): lambda: np.ndarray,
-    ("numpy", "dtype"): lambda: np.dtype,
-    ("_codecs", "encode"): lambda: _latin1_encode,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _dtype,
+    ("_codecs", "encode"): _latin1_encode,
 }
+_KEY_TYPES = (str, bytes, int)   # hashing these never recurses
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """Unpickler that can only build dicts, lists, tuples, str, bytes, numbers and plain
-    NumPy arrays: every global outside a short allow-list is refused, so loading a pickle
-    can never run arbitrary code."""
+    NumPy arrays: every global outside a short allow-list is refused (and the allowed ones
+    check their arguments), so loading a pickle can never run code or expose memory.
+
+    It is Python's pure-Python unpickler (as fast here: a batch is a few large strings) with
+    some opcodes checked: dict keys and set items must be str, bytes or int, since the C
+    unpickler hashes a deeply nested tuple key recursively and crashes the interpreter; and
+    BUILD may only fill NumPy arrays and dtypes."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module, name):
-        factory = _SAFE_GLOBALS.get((module, name))
-        if factory is None:
+        if (module, name) not in _SAFE_GLOBALS:
             raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
-        return factory()
+        return _SAFE_GLOBALS[module, name]
 
     def persistent_load(self, pid):
         raise pickle.UnpicklingError("persistent ids are not allowed")
+
+    @staticmethod
+    def _check_keys(keys):
+        for key in keys:
+            if type(key) not in _KEY_TYPES:
+                raise pickle.UnpicklingError(
+                    f"dict keys and set items must be str, bytes or int, not "
+                    f"{type(key).__name__}")
+
+    def load_setitem(self):
+        self._check_keys(self.stack[-2:-1])
+        super().load_setitem()
+
+    def load_setitems(self):
+        self._check_keys(self.stack[::2])   # the stack holds the items since the MARK
+        super().load_setitems()
+
+    def load_dict(self):
+        self._check_keys(self.stack[::2])
+        super().load_dict()
+
+    def load_additems(self):
+        self._check_keys(self.stack)
+        super().load_additems()
+
+    def load_frozenset(self):
+        self._check_keys(self.stack)
+        super().load_frozenset()
+
+    def load_build(self):
+        if not isinstance(self.stack[-2], (np.ndarray, np.dtype)):
+            raise pickle.UnpicklingError("BUILD is allowed only on numpy arrays and dtypes")
+        super().load_build()
+
+    dispatch.update({pickle.SETITEM[0]: load_setitem, pickle.SETITEMS[0]: load_setitems,
+                     pickle.DICT[0]: load_dict, pickle.ADDITEMS[0]: load_additems,
+                     pickle.FROZENSET[0]: load_frozenset, pickle.BUILD[0]: load_build})
 
 
 def safe_unpickle(data: bytes, path="<bytes>"):
@@ -191,14 +326,16 @@ def parse_cifar_batch(obj, path="<bytes>", num_classes: int = 10):
         raise DatasetCorruptError(f"{path}: CIFAR batch must be a dict, got {type(obj).__name__}")
     data, labels = _get(obj, "data"), _get(obj, "labels")
     if data is None or labels is None:
+        keys = ", ".join(repr(k)[:24] for k in list(obj)[:6])
         raise DatasetCorruptError(
-            f"{path}: CIFAR batch lacks b'data' or b'labels' (keys: {list(obj)[:6]}); "
-            f"{_REDOWNLOAD}")
+            f"{path}: CIFAR batch lacks b'data' or b'labels' (keys: {keys}); {_REDOWNLOAD}")
     if (not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2
             or data.shape[1] != 3072):
         desc = (f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray)
                 else type(data).__name__)
         raise DatasetCorruptError(f"{path}: b'data' must be a uint8 (N, 3072) array, got {desc}")
+    if data.shape[0] == 0:
+        raise DatasetCorruptError(f"{path}: holds no images (an empty batch); {_REDOWNLOAD}")
     if isinstance(labels, np.ndarray):
         labels_list = labels.ravel().tolist() if labels.dtype.kind in "iu" else None
     elif isinstance(labels, (list, tuple)):
@@ -211,23 +348,24 @@ def parse_cifar_batch(obj, path="<bytes>", num_classes: int = 10):
     if len(labels_list) != data.shape[0]:
         raise DatasetCorruptError(
             f"{path}: {data.shape[0]} images but {len(labels_list)} labels; {_REDOWNLOAD}")
-    lab = np.array(labels_list, dtype=np.int64).reshape(-1)
-    if lab.size and (lab.min() < 0 or lab.max() >= num_classes):
+    # checked as Python ints, before any int64 conversion can overflow
+    if not all(0 <= v < num_classes for v in labels_list):
         raise DatasetCorruptError(
             f"{path}: labels out of range 0..{num_classes - 1}; {_REDOWNLOAD}")
+    lab = np.array(labels_list, dtype=np.int64)
     images = np.ascontiguousarray(data).reshape(-1, 3, 32, 32)
     return images, lab
 
 
 def read_cifar_batch(path, num_classes: int = 10):
     """Read one CIFAR-10 python batch file (``data_batch_k`` or ``test_batch``)."""
-    obj = safe_unpickle(_read_bytes(path), path)
+    obj = safe_unpickle(_read_bytes(path, CIFAR_MAX_BYTES), path)
     return parse_cifar_batch(obj, path, num_classes)
 
 
 def read_cifar_meta(path):
     """Label names from ``batches.meta`` (list of str)."""
-    obj = safe_unpickle(_read_bytes(path), path)
+    obj = safe_unpickle(_read_bytes(path, CIFAR_MAX_BYTES), path)
     names = _get(obj, "label_names") if isinstance(obj, dict) else None
     if not isinstance(names, list) or not all(isinstance(n, (bytes, str)) for n in names):
         raise DatasetCorruptError(f"{path}: batches.meta lacks a b'label_names' list")
@@ -240,8 +378,12 @@ def read_cifar_meta(path):
 def read_svhn_mat(path):
     """Read an SVHN ``*_32x32.mat``: images (N,3,32,32) uint8, labels int64 (10 -> 0)."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetNotFoundError(f"{path}: file not found")
+    try:
+        _check_regular(path, os.stat(path))
+    except FileNotFoundError as exc:
+        raise DatasetNotFoundError(f"{path}: file not found") from exc
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read file ({exc})") from exc
     import scipy.io
 
     try:
@@ -260,6 +402,8 @@ def read_svhn_mat(path):
         raise DatasetCorruptError(
             f"{path}: X must be uint8 of shape (32, 32, 3, N), got {X.dtype} {X.shape}")
     n = X.shape[3]
+    if n == 0:
+        raise DatasetCorruptError(f"{path}: holds no images (an empty split); {_REDOWNLOAD}")
     if y.dtype.kind not in "iuf" or y.size != n or (y.ndim == 2 and y.shape[1] != 1) \
             or y.ndim > 2:
         raise DatasetCorruptError(
@@ -303,6 +447,11 @@ def parse_nmnist(data: bytes, path="<bytes>") -> np.ndarray:
         t = t + _OVERFLOW_STEP * np.cumsum(overflow)
         keep = ~overflow
         x, y, p, t = x[keep], y[keep], p[keep], t[keep]
+    if t.size > 1 and (np.diff(t) < 0).any():
+        i = int(np.argmax(np.diff(t) < 0)) + 1
+        raise DatasetCorruptError(
+            f"{path}: timestamps go backwards (event {i}: {int(t[i])} us after {int(t[i - 1])} "
+            f"us); not an N-MNIST recording, or a corrupt one, {_REDOWNLOAD}")
     if x.size and (x.max() >= NMNIST_SIZE or y.max() >= NMNIST_SIZE):
         raise DatasetCorruptError(
             f"{path}: event coordinates out of range (x max {int(x.max())}, y max "
@@ -320,7 +469,8 @@ def read_nmnist(path) -> np.ndarray:
     Returns a structured array with fields ``x``, ``y`` (int16, < 34), ``p`` (int8, 0 = OFF,
     1 = ON) and ``t`` (int64 microseconds). Like the dataset author's reader, an event with
     y == 240 is a timestamp-overflow marker: it is dropped and adds 2**13 us to the timestamps
-    of all later events (real N-MNIST recordings, ~0.3 s, contain none).
+    of all later events (real N-MNIST recordings, ~0.3 s, contain none). Timestamps must not
+    decrease (after that correction); anything but a regular file is refused unread.
     """
     return parse_nmnist(_read_bytes(path), path)
 
@@ -392,7 +542,7 @@ class EventFrames:
 
 
 def list_nmnist(split_dir):
-    """Sorted (path, label) pairs of ``<split_dir>/<digit>/*.bin``."""
+    """Sorted (path, label) pairs of ``<split_dir>/<digit>/*.bin``; none is an error."""
     split_dir = Path(split_dir)
     out = []
     for d in range(10):
@@ -402,4 +552,7 @@ def list_nmnist(split_dir):
         for name in sorted(os.listdir(sub)):
             if name.endswith(".bin"):
                 out.append((sub / name, d))
+    if not out:
+        raise DatasetCorruptError(f"{split_dir}: no recordings (<digit>/*.bin) in it (an empty "
+                                  "split); delete the folder and unpack or download it again")
     return out

@@ -21,13 +21,13 @@ def _take(images, idx):
 
 
 def subset(images, labels, limit, seed=0):
-    """At most ``limit`` samples, chosen by a seeded permutation and kept in original order.
-    ``limit`` None (or >= N) returns the inputs unchanged. Works for arrays and lists."""
+    """At most ``limit`` (>= 1) samples, chosen by a seeded permutation and kept in original
+    order. ``limit`` None (or >= N) returns the inputs unchanged. Works for arrays and lists."""
     n = len(labels)
+    if limit is not None and int(limit) < 1:
+        raise ValueError(f"limit must be >= 1 (or None for all samples), got {limit}")
     if limit is None or int(limit) >= n:
         return images, labels
-    if int(limit) < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
     idx = np.sort(Backend.host_rng(seed, "subset").permutation(n)[: int(limit)])
     return _take(images, idx), np.asarray(labels)[idx]
 
@@ -65,6 +65,8 @@ class BatchIterator:
         self.labels = np.asarray(labels, dtype=np.int64)
         if len(self.images) != len(self.labels):
             raise ValueError(f"{len(self.images)} samples but {len(self.labels)} labels")
+        if len(self.labels) == 0:
+            raise ValueError("no samples to iterate over (an empty split or subset)")
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
