@@ -6,15 +6,16 @@ longer than a chunk (membrane potentials, spike counts, the input counts x(T)) s
 layer until the next :meth:`Layer.reset`, so the network can run the T steps chunk by chunk.
 ``rows`` says which samples of the batch the chunk holds: on the CPU the network gives each
 thread a slice of the batch, and every layer updates only that slice of its state.
+Calling a layer, ``layer(x, rows)``, runs its forward after showing ``x`` to the network's
+observer (:meth:`minisnn.network.Network.observe`).
 
 Backward (algorithm.md, "one pass on accumulated quantities"): a layer takes dE/d(its output
 spike counts) ``(B, *out_shape)`` and returns dE/d(its input spike counts) ``(B, *in_shape)``,
 storing dE/dW for its parameters in ``self.grads``. It runs once per iteration, on the
 statistics the forward accumulated, whatever T was.
 
-Linear mode (for the whole-chain finite-difference test, algorithm.md): every neuron is
-replaced by a frozen gain, ``z = gain * (W z_prev)``, which makes the network an ordinary
-differentiable function; the same backward code then computes its exact gradient.
+The linearised twin used by the finite-difference checks (every neuron a frozen gain) is
+built outside the layers, in :mod:`minisnn.linearised`.
 
 Shapes are channels-last inside the network: a feature map is ``(H, W, C)``.
 """
@@ -22,8 +23,8 @@ from __future__ import annotations
 
 import math
 
-from . import ops
-from .neurons import NeuronState, integrate_and_fire, lif_derivative
+from . import events, ops
+from .neurons import NeuronState, integrate_and_fire, leaky_sum, lif_derivative
 
 ALL = slice(None)  # rows=ALL: the whole batch
 
@@ -31,12 +32,14 @@ ALL = slice(None)  # rows=ALL: the whole batch
 class Layer:
     """Base class: no parameters, no state."""
 
+    #: Set by :meth:`Network.observe`: called with (layer, input chunk) before each forward.
+    observer = None
+
     def __init__(self, name: str | None = None):
         self.name = name
         self.params: dict = {}
         self.grads: dict = {}
         self.training = False
-        self.linear = False
 
     def build(self, backend, in_shape):
         """Bind to a backend, allocate parameters; return the per-sample output shape."""
@@ -51,11 +54,17 @@ class Layer:
     def init_parameters(self, rng, gain):
         """Draw weights ~ N(0, sqrt(gain / fan_in)) (section 4.1.1)."""
 
-    def reset(self, batch_size, training, linear=False, rng=None):
-        """Start a new forward pass over T steps for ``batch_size`` samples."""
+    def reset(self, batch_size, training=False, rng=None, T=None):
+        """Start a new forward pass over ``T`` steps for ``batch_size`` samples (``rng``: the
+        layer's random stream of the pass, for dropout masks)."""
         self.batch_size = batch_size
         self.training = training
-        self.linear = linear
+
+    def __call__(self, x, rows=ALL):
+        """``forward(x, rows)``, after showing ``x`` to the observer, if any."""
+        if self.observer is not None:
+            self.observer(self, x)
+        return self.forward(x, rows)
 
     def sublayers(self):
         return [self]
@@ -68,7 +77,7 @@ class Layer:
 # Linear maps with weights: net = W x (eq 3.3), dE/dW = delta x(T)^T (eqs 3.24-3.25)
 # ------------------------------------------------------------------------------------------
 
-class _Weighted(Layer):
+class Weighted(Layer):
     """Shared bookkeeping of Conv2d and Linear: weight init and the input count x(T) (eq 3.3)."""
 
     def init_parameters(self, rng, gain):
@@ -77,8 +86,8 @@ class _Weighted(Layer):
         std = math.sqrt(gain / fan_in)
         self.params["weight"] = (rng.standard_normal(shape, dtype=self.dtype) * std).astype(self.dtype)
 
-    def reset(self, batch_size, training, linear=False, rng=None):
-        super().reset(batch_size, training, linear, rng)
+    def reset(self, batch_size, training=False, rng=None, T=None):
+        super().reset(batch_size, training, rng, T)
         self.input_count = self.xp.zeros((batch_size,) + self.in_shape, self.dtype) if training else None
 
     def count_input(self, x, rows):
@@ -87,7 +96,7 @@ class _Weighted(Layer):
             self.input_count[rows] += x.sum(axis=0)
 
 
-class Conv2d(_Weighted):
+class Conv2d(Weighted):
     """2-D convolution without bias; weight shape (C_out, C_in, k, k)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, name=None,
@@ -104,11 +113,17 @@ class Conv2d(_Weighted):
         k, s, p = self.kernel_size, self.stride, self.padding
         return (ops.conv_output_size(h, k, s, p), ops.conv_output_size(w, k, s, p), self.weight_shape[0])
 
+    #: "auto" | "dense" | "event": how forward computes W * s_t (see minisnn.events)
+    execution = "auto"
+
     def forward(self, x, rows=ALL):
         self.count_input(x, rows)
         steps, batch = x.shape[:2]
-        out = ops.conv2d(self.xp, x.reshape((steps * batch,) + self.in_shape), self.params["weight"],
-                         self.stride, self.padding, self.block_bytes)
+        images, w = x.reshape((steps * batch,) + self.in_shape), self.params["weight"]
+        if events.prefers_events(self.execution, self.xp, images, w.shape[0]):
+            out = events.conv2d(self.xp, images, w, self.stride, self.padding)           # cost ~ spikes
+        else:
+            out = ops.conv2d(self.xp, images, w, self.stride, self.padding, self.block_bytes)
         return out.reshape((steps, batch) + self.out_shape)
 
     def backward(self, delta):
@@ -119,7 +134,7 @@ class Conv2d(_Weighted):
             self.xp, delta, w, self.input_count.shape, self.stride, self.padding)
 
 
-class Linear(_Weighted):
+class Linear(Weighted):
     """Fully connected map without bias; weight shape (out_features, in_features)."""
 
     def __init__(self, in_features, out_features, name=None):
@@ -131,9 +146,16 @@ class Linear(_Weighted):
             raise ValueError(f"{self.name}: expects ({self.weight_shape[1]},) inputs, got {in_shape}")
         return (self.weight_shape[0],)
 
+    #: "auto" | "dense" | "event": how forward computes W s_t (see minisnn.events)
+    execution = "auto"
+
     def forward(self, x, rows=ALL):
         self.count_input(x, rows)
-        currents = x.reshape(-1, x.shape[-1]) @ self.params["weight"].T      # one product for the chunk
+        inputs, w = x.reshape(-1, x.shape[-1]), self.params["weight"]
+        if events.prefers_events(self.execution, self.xp, inputs, w.shape[0]):
+            currents = events.linear(self.xp, inputs, w.T)                                # cost ~ spikes
+        else:
+            currents = inputs @ w.T                                                      # one product for the chunk
         return currents.reshape(x.shape[:-1] + self.out_shape)
 
     def backward(self, delta):
@@ -158,28 +180,25 @@ class Flatten(Layer):
 # Neurons
 # ------------------------------------------------------------------------------------------
 
-class _Neurons(Layer):
-    """A layer of neurons: state over T in spiking mode, a frozen gain in linear mode."""
+class Neurons(Layer):
+    """A layer of neurons: membrane potentials and spike statistics carried over the T steps."""
 
     keep_trace = True
 
-    def reset(self, batch_size, training, linear=False, rng=None):
-        super().reset(batch_size, training, linear, rng)
-        if not linear:
-            self.state = NeuronState(self.xp, (batch_size,) + self.out_shape, self.dtype,
-                                     keep_trace=self.keep_trace and training)
-        self.gain = None if not linear else self.gain
+    def reset(self, batch_size, training=False, rng=None, T=None):
+        super().reset(batch_size, training, rng, T)
+        self.state = NeuronState(self.xp, (batch_size,) + self.out_shape, self.dtype,
+                                 keep_trace=self.keep_trace and training)
 
-    def set_gain(self, gain):
-        """Linear mode: freeze this layer's derivative to ``gain`` (per neuron, or broadcastable)."""
-        self.gain = gain
+    def backward(self, grad):
+        return grad * self.derivative()                                                 # eq 3.12
 
     @property
     def spike_count(self):
         return self.state.count
 
 
-class LIF(_Neurons):
+class LIF(Neurons):
     """Leaky integrate-and-fire neurons with hard reset (eqs 3.1-3.2) and their derivative (3.22)."""
 
     def __init__(self, threshold=1.0, leak=0.99, name=None):
@@ -187,24 +206,16 @@ class LIF(_Neurons):
         if not 0 < leak <= 1:
             raise ValueError(f"LIF leak must be in (0, 1], got {leak}")
         self.threshold, self.leak = threshold, leak
-        self.gain = None
 
     def forward(self, currents, rows=ALL):
-        if self.linear:
-            return currents * self.gain
         return integrate_and_fire(self.xp, currents, self.state.rows(rows), self.threshold, self.leak)
 
     def derivative(self):
-        """a'(net) per neuron (eq 3.22), or the frozen gain in linear mode."""
-        if self.linear:
-            return self.gain
+        """a'(net) per neuron (eq 3.22)."""
         return lif_derivative(self.xp, self.state.count, self.state.trace, self.threshold, self.leak)
 
-    def backward(self, grad):
-        return grad * self.derivative()                                                 # eq 3.12
 
-
-class SpikingAvgPool(_Neurons):
+class SpikingAvgPool(Neurons):
     """2x2 average of the incoming spikes integrated by IF neurons, threshold 0.75 (section 3.2.1).
 
     Backward as in the authors' code: the gradient passes with factor 1 where the pooling
@@ -216,7 +227,6 @@ class SpikingAvgPool(_Neurons):
     def __init__(self, threshold=0.75, name=None):
         super().__init__(name)
         self.threshold = threshold
-        self.gain = None
 
     def output_shape(self, in_shape):
         h, w, c = in_shape
@@ -224,9 +234,6 @@ class SpikingAvgPool(_Neurons):
 
     def forward(self, x, rows=ALL):
         steps, batch = x.shape[:2]
-        if self.linear:
-            pooled = ops.avg_pool2x2(x.reshape((steps * batch,) + self.in_shape))
-            return pooled.reshape((steps, batch) + self.out_shape) * self.gain
         # Integrating the 2x2 sum against 4 theta makes the same spikes as integrating the average
         # against theta (scaling by 1/4 is exact in floating point), one pass cheaper.
         summed = ops.sum_pool2x2(x.reshape((steps * batch,) + self.in_shape))
@@ -234,8 +241,6 @@ class SpikingAvgPool(_Neurons):
         return integrate_and_fire(self.xp, summed, self.state.rows(rows), 4 * self.threshold)
 
     def derivative(self):
-        if self.linear:
-            return self.gain
         return (self.state.count > 0).astype(self.dtype)
 
     def backward(self, grad):
@@ -253,8 +258,8 @@ class Dropout(Layer):
         self.p = p
         self.mask = None
 
-    def reset(self, batch_size, training, linear=False, rng=None):
-        super().reset(batch_size, training, linear, rng)
+    def reset(self, batch_size, training=False, rng=None, T=None):
+        super().reset(batch_size, training, rng, T)
         self.mask = None
         if training and self.p > 0:
             keep = rng.random((batch_size,) + self.in_shape, dtype=self.dtype) >= self.p
@@ -271,10 +276,15 @@ class Dropout(Layer):
 # Output layer (eq 3.5) and residual block (section 3.2.2)
 # ------------------------------------------------------------------------------------------
 
-class Output(_Weighted):
+class Output(Weighted):
     """Non-spiking output layer: its membrane integrates W s_t with the leak and never fires;
     output = U^L(T) / T (eq 3.5). Since W is linear, U^L(T) = W sum_t lambda^(T-t) s_t is computed
-    once from a leaky input sum. Backward: delta^L = e / T (eqs 3.10-3.11, 3.23).
+    from a leaky input sum. Backward: delta^L = e / T (eqs 3.10-3.11, 3.23).
+
+    ``forward`` returns U^L(t) / T after the chunk for its rows, so the output of the pass once
+    the last chunk is in. :meth:`output` computes the same on the whole batch in one product,
+    which the network returns: a matrix product's rounding depends on how many rows it has, so
+    products over slices of the batch would make the result depend on the worker count.
 
     The authors' code leaks after adding the input, U_t = lambda (U_{t-1} + W s_t), so its
     output is this one times lambda (a constant 1 % at lambda = 0.99)."""
@@ -289,25 +299,24 @@ class Output(_Weighted):
             raise ValueError(f"{self.name}: expects ({self.weight_shape[1]},) inputs, got {in_shape}")
         return (self.weight_shape[0],)
 
-    def reset(self, batch_size, training, linear=False, rng=None):
-        super().reset(batch_size, training, linear, rng)
+    def reset(self, batch_size, training=False, rng=None, T=None):
+        if T is None or T < 1:
+            raise ValueError(f"{self.name}: reset needs T, the number of time steps of the pass, got {T}")
+        super().reset(batch_size, training, rng, T)
+        self.T = T
         self.leaky_sum = self.xp.zeros((batch_size,) + self.in_shape, self.dtype)
 
     def forward(self, x, rows=ALL):
         self.count_input(x, rows)
-        leak = 1.0 if self.linear else self.leak
-        chunk = x.shape[0]
-        powers = self.xp.asarray([leak ** (chunk - 1 - t) for t in range(chunk)], dtype=self.dtype)
-        leaky_sum = self.leaky_sum[rows]
-        leaky_sum *= leak ** chunk
-        leaky_sum += self.xp.tensordot(powers, x, axes=(0, 0))
+        total = leaky_sum(self.xp, x, self.leaky_sum[rows], self.leak)
+        return total @ self.params["weight"].T / self.T                                 # eq 3.5
 
-    def output(self, T):
-        """U^L(T) / T (eq 3.5)."""
-        return self.leaky_sum @ self.params["weight"].T / T
+    def output(self):
+        """U^L(T) / T (eq 3.5) of the whole batch."""
+        return self.leaky_sum @ self.params["weight"].T / self.T
 
-    def backward(self, error, T):
-        delta = error / T                                                               # eq 3.23
+    def backward(self, error):
+        delta = error / self.T                                                          # eq 3.23
         self.grads["weight"] = delta.T @ self.input_count                               # eq 3.25
         return delta @ self.params["weight"]
 
@@ -389,16 +398,16 @@ class ResidualBlock(Layer):
         for layer in (self.conv_a, self.conv_b, self.skip):
             layer.init_parameters(rng, gain)
 
-    def reset(self, batch_size, training, linear=False, rng=None):
-        super().reset(batch_size, training, linear, rng)
+    def reset(self, batch_size, training=False, rng=None, T=None):
+        super().reset(batch_size, training, rng, T)
         for layer in self.sublayers():
-            layer.reset(batch_size, training, linear, rng)
+            layer.reset(batch_size, training, rng, T)
 
     def forward(self, x, rows=ALL):
-        hidden = self.drop.forward(self.lif_a.forward(self.conv_a.forward(x, rows), rows), rows)
-        currents = self.conv_b.forward(hidden, rows)
-        currents += self.skip.forward(x, rows)
-        return self.lif_b.forward(currents, rows)
+        hidden = self.drop(self.lif_a(self.conv_a(x, rows), rows), rows)
+        currents = self.conv_b(hidden, rows)
+        currents += self.skip(x, rows)
+        return self.lif_b(currents, rows)
 
     def backward(self, grad):
         delta = self.lif_b.backward(grad)

@@ -353,3 +353,38 @@ strict_xp = _Namespace(
 def strict_backend(dtype: str = "float32") -> Backend:
     """A CPU :class:`~minisnn.backend.Backend` whose ``xp`` is :data:`strict_xp`."""
     return Backend("cpu", dtype, xp=strict_xp)
+
+
+# -- sparse matrices: cupyx.scipy.sparse's rules on scipy.sparse ------------------------------
+class _StrictSparseMatrix:
+    """A scipy sparse matrix that, like cupyx's, multiplies device arrays only."""
+
+    def __init__(self, matrix):
+        self._m = matrix
+
+    shape = property(lambda self: self._m.shape)
+    nnz = property(lambda self: self._m.nnz)
+
+    def tocsr(self):
+        return _StrictSparseMatrix(self._m.tocsr())
+
+    def __matmul__(self, other):
+        if type(other) is not StrictArray:
+            raise _refuse(other)
+        return StrictArray(np.asarray(self._m @ other._a))
+
+
+def _strict_sparse_constructor(kind):
+    def construct(arg, shape=None):
+        import scipy.sparse
+        return _StrictSparseMatrix(getattr(scipy.sparse, kind)(_unwrap(arg, {}), shape=shape))
+    return construct
+
+
+class _StrictSparseModule:
+    """Stands for ``cupyx.scipy.sparse`` under :data:`strict_xp`: host arrays are refused."""
+    csr_matrix = staticmethod(_strict_sparse_constructor("csr_matrix"))
+    coo_matrix = staticmethod(_strict_sparse_constructor("coo_matrix"))
+
+
+strict_sparse = _StrictSparseModule()
