@@ -1,7 +1,7 @@
 """The six networks of the thesis' tables 4.2-4.4 (LeNet5, VGG7, VGG9, ResNet7, ResNet9, ResNet11).
 
 ``build(name, input_shape)`` returns a :class:`~minisnn.network.Network` laid out as
-thesis.md restates the tables, for every input the datasets give (1x28x28 MNIST and
+docs/algorithm.md ("The models") restates the tables, for every input the datasets give (1x28x28 MNIST and
 Fashion-MNIST, 2x34x34 N-MNIST, 3x32x32 CIFAR-10 and SVHN). Conventions shared by all six:
 
 * every convolution is followed by an LIF layer (threshold 1.0, leak 0.99); 3x3 convolutions
