@@ -11,12 +11,12 @@ its iteration counter alone, which is what makes checkpoint resume bitwise exact
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import os
-import re
+import threading
 
 import numpy as np
+import threadpoolctl
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -152,40 +152,44 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _openblas_thread_functions():
-    """(get, set) of the OpenBLAS that NumPy loaded, or None where it cannot be found."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", maps.read())))
-    except OSError:
-        return None
-    for path in paths:
-        lib = ctypes.CDLL(path)
-        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", "")):
-            getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-            setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-            if getter is not None and setter is not None:
-                return getter, setter
-    return None
+_blas_lock = threading.Lock()
+_blas_users = 0        # callers inside blas_threads, in all threads
+_blas_limiter = None   # the threadpoolctl limiter set by the first of them
 
 
-_BLAS = _openblas_thread_functions()
+def _release_blas_control():
+    """threadpoolctl >= 3.8 lets only the thread that last changed OpenBLAS's thread count
+    change it again, until that thread gives control up: give it up, so that whichever thread
+    leaves :func:`blas_threads` last can restore the count."""
+    release = getattr(threadpoolctl.OpenBLASController, "clear_controlling_thread", None)
+    if release is not None:
+        release()
 
 
 @contextlib.contextmanager
 def blas_threads(count: int):
-    """Run the enclosed code with NumPy's BLAS limited to ``count`` threads (OpenBLAS only;
-    elsewhere a no-op). The network's CPU workers each call BLAS with one thread."""
-    if _BLAS is None:
-        yield
-        return
-    getter, setter = _BLAS
-    before = getter()
-    setter(count)
+    """Run the enclosed code with NumPy's BLAS limited to ``count`` threads (through
+    threadpoolctl; a no-op where it finds no BLAS). The network's CPU workers each call BLAS
+    with one thread.
+
+    Safe from several threads at once: the count is set when the first caller enters and
+    restored when the last one leaves (in between the first caller's count holds), so it
+    never changes while another caller is inside, and it is always restored."""
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limiter = threadpoolctl.threadpool_limits(limits=int(count), user_api="blas")
+            _release_blas_control()
+        _blas_users += 1
     try:
         yield
     finally:
-        setter(before)
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _release_blas_control()
+                _blas_limiter = None
 
 
 def get_backend(device: str = "cpu", dtype: str = "float32") -> Backend:
