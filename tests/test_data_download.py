@@ -3,7 +3,6 @@ import gzip
 import hashlib
 import http.server
 import io
-import os
 import tarfile
 import threading
 import zipfile
@@ -17,7 +16,7 @@ from minisnn.data import registry, storage
 from minisnn.data.registry import RemoteFile
 from test_data_formats import cifar_pickle, encode_nmnist
 
-GOOD = os.urandom(300_000)
+GOOD = np.random.default_rng(0).bytes(300_000)   # seeded: every run tests the same bytes
 GOOD_MD5 = hashlib.md5(GOOD).hexdigest()
 
 
@@ -74,7 +73,7 @@ def test_fetch_good(server, tmp_path):
 
 def test_fetch_corrupt_then_fallback(server, tmp_path):
     url, h = server
-    _serve(h, "corrupt", "f.bin", GOOD[:-1] + b"x")
+    _serve(h, "corrupt", "f.bin", GOOD[:-1] + bytes([GOOD[-1] ^ 0x01]))   # one bit flipped
     _serve(h, "good", "f.bin", GOOD)
     remote = RemoteFile("f.bin", (), md5=GOOD_MD5)
     with pytest.raises(data.DownloadError, match="checksum mismatch"):
