@@ -23,6 +23,21 @@
 # images have negative values, hence *bipolar* spikes $\pm 1$. The scale $c$ is a choice:
 # the thesis compares the raw intensity ($c = 1$, minisnn's default); the authors' MNIST code
 # compares $|x|/2$ ($c = 1/2$). This tutorial measures how well $T$ steps carry $x$.
+#
+# **You will learn** how an image becomes a Poisson spike train, how its error falls with T,
+# and how much of a pixel T steps really carry.
+#
+# **You need** tutorial 1's spikes; basic probability (Bernoulli trials, variance).
+#
+# *Sources:* the thesis "Training Spiking Neural Networks" (P. Tsoukas, University of
+# Thessaly, 2023), sections 4.1.3 and 4.1.5, which restates C. Lee, S. S. Sarwar, P. Panda, G. Srinivasan and
+# K. Roy, "Enabling spike-based backpropagation for training deep neural network
+# architectures", *Front. Neurosci.* 14:119, 2020, https://doi.org/10.3389/fnins.2020.00119.
+# The equations are collected in `docs/algorithm.md`.
+#
+# Run it as a script (`python tutorials/02_encoding.py`; `MINISNN_FAST=1` makes it smaller)
+# or as a
+# notebook (`jupytext --to notebook tutorials/02_encoding.py`, see `tutorials/README.md`).
 
 # %%
 import math
@@ -148,15 +163,16 @@ for n_inputs in (1, 25, 100, 400):
 assert rel_errors[400] < rel_errors[25] / 3 < rel_errors[1] / 3, rel_errors
 
 # %% [markdown]
-# How binary is MNIST? (Skipped with a message when the real files are absent.)
+# How binary is MNIST? The files are found by the same rule as everywhere in minisnn:
+# `$MINISNN_DATA`, else minisnn's default folder (see the README, "Data"). Without them this
+# step is skipped, and the tutorial says so.
 
 # %%
-mnist = Path(os.environ.get("MINISNN_SHARED_DATA", HERE.parent.parent / "shared" / "data")) / "mnist"
 try:
-    from minisnn.data import load
-    images, _ = load("mnist", "test", root=mnist)
-except Exception as exc:                         # no data (or no data package): say so, go on
-    print(f"MNIST not available ({type(exc).__name__}: {exc}); skipping the pixel statistics")
+    from minisnn.data import DatasetError, load
+    images, _ = load("mnist", "test")            # $MINISNN_DATA, else minisnn's default folder
+except DatasetError as exc:                      # no data: say so, go on
+    print(f"{'=' * 78}\nMNIST NOT FOUND - skipping the MNIST pixel statistics\n{exc}\n{'=' * 78}")
 else:
     pix = images[:2000].astype(np.float64) / 255
     var = pix * (1 - pix)

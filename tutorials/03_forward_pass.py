@@ -18,6 +18,21 @@
 # average pooling - ... - fully connected + LIF - a non-spiking output layer. We check each
 # piece of minisnn against a plain re-implementation, then the whole forward pass against
 # a step-by-step loop written from the equations.
+#
+# **You will learn** the whole forward pass of a convolutional SNN: convolution by im2col,
+# spiking average pooling, the non-spiking output layer, and minisnn's chunked execution.
+#
+# **You need** tutorials 1-2; what a convolution and average pooling do in an ordinary CNN.
+#
+# *Sources:* the thesis "Training Spiking Neural Networks" (P. Tsoukas, University of
+# Thessaly, 2023), sections 3.2.1 and 3.3 (eqs 3.3-3.5), which restates C. Lee, S. S. Sarwar, P. Panda, G. Srinivasan and
+# K. Roy, "Enabling spike-based backpropagation for training deep neural network
+# architectures", *Front. Neurosci.* 14:119, 2020, https://doi.org/10.3389/fnins.2020.00119.
+# The equations are collected in `docs/algorithm.md`.
+#
+# Run it as a script (`python tutorials/03_forward_pass.py`; `MINISNN_FAST=1` makes it
+# smaller) or as a
+# notebook (`jupytext --to notebook tutorials/03_forward_pass.py`, see `tutorials/README.md`).
 
 # %%
 import os
@@ -33,6 +48,7 @@ import numpy as np
 from minisnn import (LIF, Backend, Conv2d, Flatten, Network, Output, SpikingAvgPool,
                      poisson_encode)
 from minisnn import ops
+from minisnn.encoding import FrameInput
 
 FAST = os.environ.get("MINISNN_FAST", "0") == "1"
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
@@ -109,7 +125,11 @@ for k in range(1, 5):
     assert np.array_equal(fired, np.arange(1, T + 1)[np.arange(1, T + 1) % (3 // k + 1) == 0])
 
 # %% [markdown]
-# The same with Poisson inputs, drawn as in the thesis' figure 3.3:
+# The same with Poisson inputs, drawn as in the thesis' figure 3.3. One detail of the
+# implementation: `SpikingAvgPool` integrates the window's spike **count** against
+# $4\theta = 3$ instead of the average against $\theta$ (the same spikes, one division fewer),
+# so its stored potential is in spike-count units. Dividing it by 4 gives back $P'_t$ of the
+# equation above, which is what we plot against $\theta = 0.75$.
 
 # %%
 T = 40
@@ -119,17 +139,22 @@ potential, spikes = [], []
 for t in range(T):                                 # one step at a time, to read P'_t
     s = pool.forward(inputs[t:t + 1].copy())
     spikes.append(s[0, 0, 0, 0, 0])
-    potential.append(pool.state.potential[0, 0, 0, 0])
-by_hand, p = [], 0.0
+    potential.append(pool.state.potential[0, 0, 0, 0] / 4)    # count units -> P'_t
+by_hand, p, p_before, p_after = [], 0.0, [], []
 for t in range(T):
-    p += inputs[t].mean()
+    p += inputs[t].mean()                          # P_t
+    p_before.append(p)
     by_hand.append(float(p > 0.75))
-    p = 0.0 if p > 0.75 else p
+    p = 0.0 if p > 0.75 else p                     # P'_t
+    p_after.append(p)
 assert np.array_equal(spikes, by_hand)
+assert np.allclose(potential, p_after), "the plotted potential is not P'_t"
+assert all((q > 0.75) == bool(o) for q, o in zip(p_before, spikes))   # spike <=> P_t above theta
 fig, axes = plt.subplots(3, 1, figsize=(8, 4.5), sharex=True, gridspec_kw={"height_ratios": [1.2, 2, 0.6]})
 axes[0].eventplot([np.flatnonzero(inputs[:, 0].reshape(T, 4)[:, i]) for i in range(4)], colors="k")
 axes[0].set_ylabel("4 inputs")
-axes[1].step(range(T), potential, where="post", label="$P'_t$")
+axes[1].plot(range(T), p_before, "o", ms=3, color="C0", label="$P_t$ (before reset)")
+axes[1].step(range(T), potential, where="post", color="C0", alpha=0.6, label="$P'_t$ (after reset)")
 axes[1].axhline(0.75, color="C3", ls="--", label=r"$\theta = 0.75$")
 axes[1].legend(loc="upper right")
 axes[2].eventplot([np.flatnonzero(spikes)], colors="C3")
@@ -153,7 +178,8 @@ fig.savefig(FIGURES / "03_pooling.png", dpi=100)
 
 # %%
 n_in, n_out, T, B = 6, 3, 30, 2
-head = Network([Output(n_in, n_out, leak=0.99, name="output")], input_shape=(n_in,), backend=backend)
+head = Network([Output(n_in, n_out, leak=0.99, name="output")], input_shape=(n_in,), backend=backend,
+               encoder=FrameInput())                # the input is already a spike train
 frames = (rng.random((T, B, n_in)) < 0.4).astype(np.float64)
 out = head.forward(frames, train=False)
 u = np.zeros((B, n_out))
@@ -177,7 +203,7 @@ T, B = 25 if FAST else 60, 3
 net = Network([Conv2d(1, 4, 3, stride=1, padding=1, name="conv1"), LIF(1.0, 0.99, name="lif1"),
                SpikingAvgPool(0.75, name="pool1"), Flatten(name="flatten"),
                Output(4 * 4 * 4, 5, leak=0.99, name="output")],
-              input_shape=(1, 8, 8), backend=backend, init_gain=6.0, time_chunk=7, seed=1)
+              input_shape=(1, 8, 8), backend=backend, encoder=FrameInput(), init_gain=6.0, time_chunk=7, seed=1)
 print(net.summary())
 images = rng.random((B, 1, 8, 8))
 spike_train = poisson_encode(xp, images, T, backend.rng(0, "input"))    # (T, B, 1, 8, 8)

@@ -17,6 +17,21 @@
 # Training needs a number to minimise and its derivative with respect to the network's
 # output. Then - the first step of back-propagation - the derivative of the output with
 # respect to the last layer's *net input*. Everything here is checked numerically.
+#
+# **You will learn** the error, the loss and their derivatives, and why the output layer's
+# gradient is e/T.
+#
+# **You need** tutorial 3's output layer; the chain rule.
+#
+# *Sources:* the thesis "Training Spiking Neural Networks" (P. Tsoukas, University of
+# Thessaly, 2023), eqs 3.5 and 3.7-3.11, which restates C. Lee, S. S. Sarwar, P. Panda, G. Srinivasan and
+# K. Roy, "Enabling spike-based backpropagation for training deep neural network
+# architectures", *Front. Neurosci.* 14:119, 2020, https://doi.org/10.3389/fnins.2020.00119.
+# The equations are collected in `docs/algorithm.md`.
+#
+# Run it as a script (`python tutorials/04_output_and_loss.py`; `MINISNN_FAST=1` makes it
+# smaller) or as a
+# notebook (`jupytext --to notebook tutorials/04_output_and_loss.py`, see `tutorials/README.md`).
 
 # %%
 import math
@@ -31,6 +46,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minisnn import LIF, Backend, Linear, Network, Output, mse_loss
+from minisnn.linearised import Linearised
 from minisnn.loss import one_hot
 
 FAST = os.environ.get("MINISNN_FAST", "0") == "1"
@@ -128,26 +144,25 @@ fig.savefig(FIGURES / "04_potential_vs_net.png", dpi=100)
 # $$\delta^L \equiv \frac{\partial E}{\partial\,\text{net}^L} = \frac{e}{T}, \qquad
 #   \frac{\partial E}{\partial W^L} = \delta^L\, x(T)^{\!\top} \quad (3.23\text{-}3.25).$$
 #
-# In the linearised network (minisnn's `linear=True` mode: no leak, neurons replaced by
-# fixed gains) output $= \text{net}^L/T$ *exactly*, so `Network.backward` must match finite
-# differences of $E(W^L)$ to rounding error.
+# In the linearised network (`minisnn.linearised.Linearised`, the network's own layers with no
+# leak and the neurons replaced by fixed gains) output $= \text{net}^L/T$ *exactly*, so the
+# layers' backward must match finite differences of $E(W^L)$ to rounding error.
 
 # %%
-for layer in net.neuron_layers():
-    layer.set_gain(rng.uniform(0.5, 1.5, (8,) + layer.out_shape))
+twin = Linearised(net, {layer.name: rng.uniform(0.5, 1.5, (8,) + layer.out_shape) for layer in net.neuron_layers()})
 z0 = rng.uniform(0, 3, (8, 40))
 y = rng.integers(0, 10, 8)
 
 
 def loss():
-    return float(mse_loss(xp, net.forward(z0, T, train=True, linear=True), y)[0])
+    return float(mse_loss(xp, twin.forward(z0, T, train=True), y)[0])
 
 
-o = net.forward(z0, T, train=True, linear=True)
+o = twin.forward(z0, T, train=True)
 _, e = mse_loss(xp, o, y)
-net.backward(e)
+twin.backward(e)
 analytic = net.gradients()["output.weight"].copy()
-assert np.allclose(analytic, (e / T).T @ net.layers[-1].input_count)   # delta^L x(T)^T
+assert np.allclose(analytic, (e / T).T @ twin.layers[-1].input_count)   # delta^L x(T)^T
 W = net.parameters()["output.weight"]
 numeric = np.zeros_like(W)
 for idx in np.ndindex(W.shape):

@@ -20,6 +20,21 @@
 # with derivative zero almost everywhere, so the method *approximates* it in two steps:
 # an IF neuron gives a clean linear relation (3.14-3.16), and a correction factor $1/\beta$
 # accounts for the leak (3.17-3.22). We check both on simulated neurons.
+#
+# **You will learn** how the method approximates the derivative of a spike count: the IF
+# slope 1/V_th and the leak compensation 1/beta.
+#
+# **You need** tutorials 1 and 4; derivatives and a little algebra with geometric series.
+#
+# *Sources:* the thesis "Training Spiking Neural Networks" (P. Tsoukas, University of
+# Thessaly, 2023), eqs 3.12-3.22, which restates C. Lee, S. S. Sarwar, P. Panda, G. Srinivasan and
+# K. Roy, "Enabling spike-based backpropagation for training deep neural network
+# architectures", *Front. Neurosci.* 14:119, 2020, https://doi.org/10.3389/fnins.2020.00119.
+# The equations are collected in `docs/algorithm.md`.
+#
+# Run it as a script (`python tutorials/05_lif_derivative.py`; `MINISNN_FAST=1` makes it
+# smaller) or as a
+# notebook (`jupytext --to notebook tutorials/05_lif_derivative.py`, see `tutorials/README.md`).
 
 # %%
 import math

@@ -18,6 +18,21 @@
 # network, then verified by finite differences on the *linearised* network, and finally
 # compared with the gradient the authors' PyTorch code computes by back-propagating
 # through time - which we implement by hand, step by step, in NumPy.
+#
+# **You will learn** the whole backward pass by hand, how finite differences check it on the
+# linearised network, and how it compares with the authors' gradient through time.
+#
+# **You need** tutorials 3-5; back-propagation in an ordinary network.
+#
+# *Sources:* the thesis "Training Spiking Neural Networks" (P. Tsoukas, University of
+# Thessaly, 2023), eqs 3.6 and 3.23-3.26, which restates C. Lee, S. S. Sarwar, P. Panda, G. Srinivasan and
+# K. Roy, "Enabling spike-based backpropagation for training deep neural network
+# architectures", *Front. Neurosci.* 14:119, 2020, https://doi.org/10.3389/fnins.2020.00119.
+# The equations are collected in `docs/algorithm.md`.
+#
+# Run it as a script (`python tutorials/06_backprop.py`; `MINISNN_FAST=1` makes it smaller)
+# or as a
+# notebook (`jupytext --to notebook tutorials/06_backprop.py`, see `tutorials/README.md`).
 
 # %%
 import math
@@ -33,6 +48,8 @@ import numpy as np
 
 from minisnn import (LIF, SGD, Backend, Conv2d, Flatten, Linear, Network, Output,
                      SpikingAvgPool, mse_loss, poisson_encode)
+from minisnn.encoding import FrameInput, PoissonEncoder
+from minisnn.linearised import Linearised
 from minisnn.neurons import lif_derivative
 
 FAST = os.environ.get("MINISNN_FAST", "0") == "1"
@@ -116,18 +133,16 @@ images = rng.random((B, 1, 8, 8))
 labels = rng.integers(0, 4, B)
 conv.forward(images, T, train=True, rng_key=(1,))
 z0 = conv.layers[0].input_count.transpose(0, 3, 1, 2).copy()     # x(T), back to (B, C, H, W)
-gains = [layer.derivative().copy() for layer in conv.neuron_layers()]
-for layer, gain in zip(conv.neuron_layers(), gains):
-    layer.set_gain(gain)
+twin = Linearised(conv, {layer.name: layer.derivative().copy() for layer in conv.neuron_layers()})
 print("rates:", {k: round(v, 3) for k, v in conv.spike_rates().items()})
 
 
 def linear_loss():
-    return float(mse_loss(xp, conv.forward(z0, T, train=True, linear=True), labels)[0])
+    return float(mse_loss(xp, twin.forward(z0, T, train=True), labels)[0])
 
 
-_, e = mse_loss(xp, conv.forward(z0, T, train=True, linear=True), labels)
-conv.backward(e)
+_, e = mse_loss(xp, twin.forward(z0, T, train=True), labels)
+twin.backward(e)
 worst = 0.0
 for name, W in conv.parameters().items():
     analytic = conv.gradients()[name]
@@ -154,7 +169,7 @@ assert worst < 1e-6, worst
 # aggregated form. It runs the network step by step in PyTorch, multiplies the gradient of
 # *every time step's* spike output by the same per-neuron factor $a'(\text{net})$, and lets
 # autograd back-propagate through time. Reading their graph carefully (see
-# `algorithm.md`), the per-step semantics of one LIF layer are:
+# `docs/algorithm.md`), the per-step semantics of one LIF layer are:
 #
 # * the spike $o_t = [U_t > V_{th}]$ passes gradient to $U_t$ only where it fired:
 #   $\partial o_t / \partial U_t = o_t$ (times $a'$, which includes $1/V_{th}$);
@@ -175,17 +190,17 @@ assert worst < 1e-6, worst
 # compare it with minisnn's gradient on a real batch.
 
 # %%
-mnist = Path(os.environ.get("MINISNN_SHARED_DATA", HERE.parent.parent / "shared" / "data")) / "mnist"
 B = 32 if FAST else 128
 T = 30 if FAST else 50
 try:
-    from minisnn.data import load
-    images, labels = load("mnist", "train", root=mnist)
+    from minisnn.data import DatasetError, load
+    images, labels = load("mnist", "train")        # $MINISNN_DATA, else minisnn's default folder
     images = images[:B].reshape(B, -1).astype(np.float64) / 255
     labels = labels[:B]
     source = "MNIST"
-except Exception as exc:                            # no data: a synthetic 10-class task
-    print(f"MNIST not available ({type(exc).__name__}: {exc}); using synthetic prototypes")
+except DatasetError as exc:                         # no data: a synthetic 10-class task
+    print(f"{'=' * 78}\nMNIST NOT FOUND - this part uses a SYNTHETIC task (noisy prototypes); "
+          f"its numbers say nothing about MNIST\n{exc}\n{'=' * 78}")
     prototypes = (rng.random((10, 784)) < 0.2).astype(np.float64)
     labels = rng.integers(0, 10, B)
     images = np.clip(prototypes[labels] + 0.2 * rng.random((B, 784)), 0, 1)
@@ -238,7 +253,9 @@ def cosine(a, b):
 
 def compare(net, step):
     spikes = poisson_encode(xp, images, T, backend.rng(0, "batch", step))      # (T, B, 784)
+    net.encoder = FrameInput()                      # this pass takes the spike train as given
     out = net.forward(spikes, train=True)
+    net.encoder = PoissonEncoder()
     _, e = mse_loss(xp, out, labels)
     net.backward(e)
     ours = {k: v.copy() for k, v in net.gradients().items()}

@@ -16,6 +16,21 @@
 #
 # Two pieces the deeper networks (VGG9, ResNet11) need: dropout that is held fixed over all
 # time steps, and residual blocks whose skip path feeds a neuron's membrane.
+#
+# **You will learn** dropout held over all time steps, and residual blocks whose skip path
+# feeds the membrane, forward and backward.
+#
+# **You need** tutorials 3 and 6; dropout and residual connections in ordinary networks.
+#
+# *Sources:* the thesis "Training Spiking Neural Networks" (P. Tsoukas, University of
+# Thessaly, 2023), sections 3.2.2 and 3.3.2, which restates C. Lee, S. S. Sarwar, P. Panda, G. Srinivasan and
+# K. Roy, "Enabling spike-based backpropagation for training deep neural network
+# architectures", *Front. Neurosci.* 14:119, 2020, https://doi.org/10.3389/fnins.2020.00119.
+# The equations are collected in `docs/algorithm.md`.
+#
+# Run it as a script (`python tutorials/07_dropout_and_residual.py`; `MINISNN_FAST=1` makes
+# it smaller) or as a
+# notebook (`jupytext --to notebook tutorials/07_dropout_and_residual.py`, see `tutorials/README.md`).
 
 # %%
 import os
@@ -31,6 +46,8 @@ import numpy as np
 from minisnn import (LIF, Backend, Dropout, Flatten, Linear, Network, Output, ResidualBlock,
                      mse_loss, poisson_encode)
 from minisnn import ops
+from minisnn.encoding import FrameInput
+from minisnn.linearised import Linearised
 
 FAST = os.environ.get("MINISNN_FAST", "0") == "1"
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
@@ -135,7 +152,7 @@ for skip, c_in, c_out, stride in (("identity", 4, 4, 1), ("conv", 3, 6, 2)):
     block = ResidualBlock(c_in, c_out, stride=stride, skip=skip, name="block1")
     h_out = 8 // stride
     res = Network([block, Flatten(name="flatten"), Output(c_out * h_out * h_out, 3, name="output")],
-                  input_shape=(c_in, 8, 8), backend=backend, init_gain=3.0, seed=5)
+                  input_shape=(c_in, 8, 8), backend=backend, encoder=FrameInput(), init_gain=3.0, seed=5)
     images = rng.random((B, c_in, 8, 8))
     train = poisson_encode(xp, images, T, backend.rng(1, skip))
     res.forward(train, train=True)
@@ -162,18 +179,18 @@ for skip, c_in, c_out, stride in (("identity", 4, 4, 1), ("conv", 3, 6, 2)):
 # weight of the block including the $1\times1$ skip, and the input:
 
 # %%
-for layer, gain in zip(res.neuron_layers(), [l.derivative().copy() for l in res.neuron_layers()]):
-    layer.set_gain(gain + 0.1)                  # + 0.1: no zero gains, so every path is tested
+# + 0.1: no zero gains, so every path is tested
+twin = Linearised(res, {layer.name: layer.derivative() + 0.1 for layer in res.neuron_layers()})
 z0 = rng.uniform(0, 3, (B, 3, 8, 8))
 labels = rng.integers(0, 3, B)
 
 
 def loss():
-    return float(mse_loss(xp, res.forward(z0, T, train=True, linear=True), labels)[0])
+    return float(mse_loss(xp, twin.forward(z0, T, train=True), labels)[0])
 
 
-_, e = mse_loss(xp, res.forward(z0, T, train=True, linear=True), labels)
-grad_input = res.backward(e)
+_, e = mse_loss(xp, twin.forward(z0, T, train=True), labels)
+grad_input = twin.backward(e)
 grads = {k: v.copy() for k, v in res.gradients().items()}
 worst = {}
 for name, W in list(res.parameters().items()) + [("input", z0)]:
@@ -203,20 +220,20 @@ assert max(worst.values()) < 1e-6, worst
 # %%
 block = ResidualBlock(4, 4, stride=1, skip="identity", name="block1")
 quiet = Network([block, Flatten(name="flatten"), Output(4 * 8 * 8, 3, name="output")],
-                input_shape=(4, 8, 8), backend=backend, seed=6)
+                input_shape=(4, 8, 8), backend=backend, init_gain=2.0, seed=6)
 quiet.parameters()["block1.conv_a.weight"][...] = 0
 quiet.forward(rng.random((B, 4, 8, 8)), T, train=True, rng_key=(7,))
 rates = quiet.spike_rates()
 print("rates with W_a = 0:", {k: round(v, 3) for k, v in rates.items()})
 assert rates["block1.lif_a"] == 0 and rates["block1.lif_b"] > 0.05
-_, e = mse_loss(xp, quiet.layers[-1].output(T), np.zeros(B, dtype=np.int64))
+_, e = mse_loss(xp, quiet.layers[-1].output(), np.zeros(B, dtype=np.int64))
 g = quiet.backward(e)
 assert np.abs(g).sum() > 0 and np.all(quiet.gradients()["block1.conv_a.weight"] == 0)
 
-fig, ax = plt.subplots(figsize=(5, 3))
+fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.bar(list(rates), list(rates.values()))
 ax.set_ylabel("spikes / neuron / step")
-ax.set_title("identity residual block with $W_a = 0$: input passes via the skip")
+ax.set_title("identity residual block with $W_a = 0$:\nthe input passes via the skip")
 fig.tight_layout()
 fig.savefig(FIGURES / "07_residual_rates.png", dpi=100)
 

@@ -19,6 +19,21 @@
 # what does it mean for the number of operations? We train as in tutorial 8 and record
 # `Network.spike_rates()` - spikes per neuron per time step, per layer - after every batch,
 # then count synaptic operations with `minisnn.energy`.
+#
+# **You will learn** how sparse each layer of LeNet5 fires during training and what that
+# means for synaptic operations and energy.
+#
+# **You need** tutorial 8; the idea of a multiply-accumulate (MAC).
+#
+# *Sources:* the thesis "Training Spiking Neural Networks" (P. Tsoukas, University of
+# Thessaly, 2023), sections 4.1.5 and 4.2, which restates C. Lee, S. S. Sarwar, P. Panda, G. Srinivasan and
+# K. Roy, "Enabling spike-based backpropagation for training deep neural network
+# architectures", *Front. Neurosci.* 14:119, 2020, https://doi.org/10.3389/fnins.2020.00119.
+# The equations are collected in `docs/algorithm.md`.
+#
+# Run it as a script (`python tutorials/09_sparsity.py`; `MINISNN_FAST=1` makes it smaller)
+# or as a
+# notebook (`jupytext --to notebook tutorials/09_sparsity.py`, see `tutorials/README.md`).
 
 # %%
 import math
@@ -33,7 +48,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minisnn import SGD, Backend, correct, energy, models, mse_loss
-from minisnn.data import BatchIterator, load, subset
+from minisnn.data import BatchIterator, DatasetError, load, subset
 
 FAST = os.environ.get("MINISNN_FAST", "0") == "1"
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
@@ -44,13 +59,13 @@ backend = Backend("cpu", "float32")
 xp = backend.xp
 
 # %%
-mnist = Path(os.environ.get("MINISNN_SHARED_DATA", HERE.parent.parent / "shared" / "data")) / "mnist"
 try:
-    images, labels = load("mnist", "train", root=mnist)
-    test_x, test_y = load("mnist", "test", root=mnist)
+    images, labels = load("mnist", "train")         # $MINISNN_DATA, else minisnn's default folder
+    test_x, test_y = load("mnist", "test")
     SOURCE = "MNIST"
-except Exception as exc:
-    print(f"MNIST not found at {mnist} ({type(exc).__name__}); using a SYNTHETIC task instead")
+except DatasetError as exc:
+    print(f"{'=' * 78}\nMNIST NOT FOUND - using a SYNTHETIC task instead (noisy prototypes); "
+          f"the rates below say nothing about MNIST\n{exc}\n{'=' * 78}")
     rng = np.random.default_rng(0)
     protos = rng.random((10, 28, 28)) < 0.15
     labels = rng.integers(0, 10, N_TRAIN + 256)
