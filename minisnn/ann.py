@@ -14,20 +14,19 @@ works on accumulated quantities) is the exact gradient of the ANN: the spiking e
     build(name, input_shape, ...)       -> a ReLU / AvgPool Network (mirrors models.build)
     train(net, images, labels, epochs, ...)
 
-ReLU forward max(0, x), backward ``grad * [x > 0]`` (the stored mask). In linear mode
-(``set_gain``), like the spiking neurons, it is ``gain * x`` so the linearised whole-chain
-finite-difference test of :mod:`tests.gradcheck` covers it too. ReLU derives from the neuron
-base class, so ``Network.neuron_layers()`` lists it and ``Network.spike_rates()`` gives the
-fraction of active units.
+ReLU forward max(0, x), backward ``grad * [x > 0]`` (the stored mask). ReLU derives from the
+neuron base class, so ``Network.neuron_layers()`` lists it, ``Network.spike_rates()`` gives the
+fraction of active units, and the linearised whole-chain finite-difference test
+(:mod:`minisnn.linearised`) covers it like the spiking neurons.
 
 ANN-to-SNN conversion (Rueckauer et al. 2017, data-based normalisation)
 ----------------------------------------------------------------------
 ``convert(ann, images, percentile=99.9)`` returns a spiking Network with the ANN's weights:
 
 * every ReLU becomes an IF neuron (no leak, threshold 1) with **reset by subtraction**
-  (:class:`IFSubtract`, defined here; minisnn's own neurons reset to zero, which loses the
-  charge above threshold and biases high rates down). ``reset="zero"`` uses the engine's
-  hard reset instead, for comparison;
+  (:class:`IFSubtract`; minisnn's own neurons reset to zero, which loses the charge above
+  threshold and biases high rates down). ``reset="zero"`` uses the engine's hard reset
+  instead, for comparison;
 * every AvgPool stays a plain linear average of the incoming spikes (values 0, 1/4, ...,
   1 per step) that feeds the next layer directly, without pooling neurons;
 * the Output layer integrates without leak, so its output is ``W sum_t s_t / T``;
@@ -52,9 +51,9 @@ import numpy as np
 
 from . import models, ops
 from .backend import Backend
-from .encoding import PoissonEncoder
-from .layers import (ALL, LIF, Conv2d, Dropout, Layer, Linear, Output, ResidualBlock,
-                     SpikingAvgPool, _Neurons)
+from .encoding import FrameInput, PoissonEncoder
+from .layers import (ALL, LIF, Conv2d, Dropout, Layer, Linear, Neurons, Output, ResidualBlock,
+                     SpikingAvgPool)
 from .loss import correct, mse_loss
 from .network import Network
 from .neurons import integrate_and_fire
@@ -65,8 +64,8 @@ from .optim import SGD, MultiStepLR
 # Layers
 # ------------------------------------------------------------------------------------------
 
-class ReLU(_Neurons):
-    """max(0, x); backward grad * [x > 0] on the stored mask; ``gain * x`` in linear mode.
+class ReLU(Neurons):
+    """max(0, x); backward grad * [x > 0] on the stored mask.
 
     Meant for single-step networks (T = 1): the mask is that of the input of the last chunk.
     """
@@ -75,28 +74,22 @@ class ReLU(_Neurons):
 
     def __init__(self, name=None):
         super().__init__(name)
-        self.gain = None
         self.mask = None
 
-    def reset(self, batch_size, training, linear=False, rng=None):
-        Layer.reset(self, batch_size, training, linear, rng)
+    def reset(self, batch_size, training=False, rng=None, T=None):
+        Layer.reset(self, batch_size, training, rng, T)
         shape = (batch_size,) + self.out_shape
-        self.mask = None if linear else self.xp.zeros(shape, self.dtype)
-        self.active = None if linear else self.xp.zeros(shape, self.dtype)
+        self.mask = self.xp.zeros(shape, self.dtype)
+        self.active = self.xp.zeros(shape, self.dtype)
 
     def forward(self, x, rows=ALL):
-        if self.linear:
-            return x * self.gain
         mask = (x > 0).astype(x.dtype)
         self.mask[rows] = mask[-1]
         self.active[rows] += mask.sum(axis=0)
         return x * mask
 
     def derivative(self):
-        return self.gain if self.linear else self.mask
-
-    def backward(self, grad):
-        return grad * self.derivative()
+        return self.mask
 
     @property
     def spike_count(self):
@@ -120,10 +113,11 @@ class AvgPool(Layer):
         return ops.avg_pool2x2_backward(self.xp, grad, (grad.shape[0],) + self.in_shape)
 
 
-class IFSubtract(_Neurons):
+class IFSubtract(Neurons):
     """IF neurons (no leak) for converted networks. ``reset="subtract"``: U <- U - V_th on a
     spike (keeps the residual charge, Rueckauer et al. 2017); ``reset="zero"``: minisnn's hard
-    reset. Forward only (a converted network is not trained)."""
+    reset (:func:`~minisnn.neurons.integrate_and_fire`). Forward only (a converted network is
+    not trained)."""
 
     keep_trace = False
 
@@ -132,22 +126,10 @@ class IFSubtract(_Neurons):
         if reset not in ("subtract", "zero"):
             raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
         self.threshold, self.reset_mode = threshold, reset
-        self.gain = None
 
     def forward(self, currents, rows=ALL):
-        if self.linear:
-            return currents * self.gain
-        state = self.state.rows(rows)
-        if self.reset_mode == "zero":
-            return integrate_and_fire(self.xp, currents, state, self.threshold)
-        v = state.potential
-        for t in range(currents.shape[0]):
-            v += currents[t]
-            spikes = currents[t]
-            self.xp.greater_equal(v, self.threshold, out=spikes)
-            v -= spikes * self.threshold
-        state.count += currents.sum(axis=0)
-        return currents
+        return integrate_and_fire(self.xp, currents, self.state.rows(rows), self.threshold,
+                                  reset=self.reset_mode)
 
     def backward(self, grad):
         raise NotImplementedError("a converted network is for inference only")
@@ -179,14 +161,13 @@ def build(name, input_shape=(3, 32, 32), num_classes=10, width=1.0, backend=None
     stack = models.layers(name, input_shape, num_classes, width, dropout=dropout,
                           resnet11_skip=resnet11_skip)
     stack = [_swap(layer) for layer in stack]
-    key = str(name).lower()
-    gain = (1.0 if key.startswith("resnet") else 2.0) if init_gain is None else init_gain
-    return Network(stack, input_shape, backend=backend, init_gain=gain, seed=seed,
-                   name=f"{key}-ann")
+    return Network(stack, input_shape, backend=backend, encoder=FrameInput(), init_gain=init_gain,
+                   seed=seed, name=f"{str(name).lower()}-ann")
 
 
 def forward(net, images, train=False, rng_key=(0,)):
-    """ANN output W x for a batch of images (B, C, H, W): one step of the network."""
+    """ANN output W x for a batch of images (B, C, H, W): one step of the network (a single
+    frame, which the ANN's :class:`~minisnn.encoding.FrameInput` passes through)."""
     return net.forward(images[None], T=1, train=train, rng_key=rng_key)
 
 
@@ -253,27 +234,17 @@ def activation_scales(ann, images, percentile=99.9, batch_size=256, limit=None):
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {percentile}")
     images = images if limit is None else images[:limit]
-    relus = [layer for layer in ann.all_layers() if isinstance(layer, ReLU)]
-    values = {layer.name: [] for layer in relus}
-    captured = {}
-    originals = {}
-    for layer in relus:
-        originals[layer.name] = layer.forward
+    values = {layer.name: [] for layer in ann.all_layers() if isinstance(layer, ReLU)}
 
-        def hook(x, rows=ALL, layer=layer):
-            out = originals[layer.name](x, rows)
-            captured[layer.name] = out
-            return out
-        layer.forward = hook
-    try:
+    def collect(layer, x):
+        """The positive activations of a ReLU are the positive values of its input."""
+        if isinstance(layer, ReLU):
+            host = ann.backend.to_host(x).reshape(-1)
+            values[layer.name].append(host[host > 0])
+
+    with ann.observe(collect):
         for x, _ in _device_batches(ann, images, np.zeros(len(images), np.int64), batch_size):
             forward(ann, x)
-            for name, out in captured.items():
-                host = ann.backend.to_host(out).reshape(-1)
-                values[name].append(host[host > 0])
-    finally:
-        for layer in relus:
-            del layer.forward
     scales = {}
     for name, parts in values.items():
         allv = np.concatenate(parts) if parts else np.zeros(0)
@@ -296,9 +267,9 @@ class ScaledSkip(Layer):
         self.out_shape = self.inner.build(backend, in_shape)
         return self.out_shape
 
-    def reset(self, batch_size, training, linear=False, rng=None):
-        super().reset(batch_size, training, linear, rng)
-        self.inner.reset(batch_size, training, linear, rng)
+    def reset(self, batch_size, training=False, rng=None, T=None):
+        super().reset(batch_size, training, rng, T)
+        self.inner.reset(batch_size, training, rng, T)
 
     def forward(self, x, rows=ALL):
         out = self.inner.forward(x, rows)

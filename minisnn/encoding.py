@@ -1,5 +1,11 @@
 """Input encoding (section 4.1.3): bipolar Poisson rate coding of images, or given spike frames.
 
+An encoder turns the network's input into the spike train, chunk by chunk:
+``steps(x, T)`` checks T and ``chunks(xp, x, T, chunk, rng)`` yields ``(T_chunk, B, ...)`` spike
+arrays; ``leading_axes`` names the input's axes before the sample's own. The network rate-codes
+images with :class:`PoissonEncoder` (the default) and passes given spike trains or event frames
+(T, B, ...) through with :class:`FrameInput`.
+
 Per time step and pixel, draw u ~ U(0, 1) and emit
 
     s_t = sign(x) * [ scale * |x| > u ]
@@ -21,8 +27,21 @@ class PoissonEncoder:
             raise ValueError(f"PoissonEncoder scale must be positive, got {scale}")
         self.scale = scale
 
+    leading_axes = ("batch",)
+
     def __repr__(self):
         return f"PoissonEncoder(scale={self.scale})"
+
+    def steps(self, images, T):
+        if T is None or T < 1:
+            raise ValueError(f"T must be a positive number of time steps, got {T}")
+        return T
+
+    def chunks(self, xp, images, T, chunk, rng):
+        """The spike train of ``images`` in chunks of ``chunk`` steps, each drawn when asked for."""
+        prepared = self.prepare(xp, images)
+        for t0 in range(0, T, chunk):
+            yield self.encode(xp, prepared, min(chunk, T - t0), rng)
 
     def prepare(self, xp, images):
         """Per-batch constants: the firing probability |x| * scale and the sign of x (None when
@@ -38,6 +57,25 @@ class PoissonEncoder:
         if sign is not None:
             spikes *= sign
         return spikes
+
+
+class FrameInput:
+    """Pass-through for input that is already a spike train: event frames (T, B, ...) such as
+    binned N-MNIST recordings. T is the number of frames."""
+
+    leading_axes = ("T", "batch")
+
+    def __repr__(self):
+        return "FrameInput()"
+
+    def steps(self, frames, T):
+        if T is not None and T != frames.shape[0]:
+            raise ValueError(f"T={T} but the given spike train has {frames.shape[0]} steps")
+        return frames.shape[0]
+
+    def chunks(self, xp, frames, T, chunk, rng):
+        for t0 in range(0, T, chunk):
+            yield frames[t0:t0 + chunk]
 
 
 def poisson_encode(xp, images, steps, rng, scale=1.0):

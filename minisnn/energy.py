@@ -42,13 +42,11 @@ Caveats, stated in every report (:data:`CAVEATS`):
 from __future__ import annotations
 
 import math
-import threading
-from contextlib import contextmanager
 
 import numpy as np
 
 from . import ops
-from .layers import ALL, Conv2d, Identity, Linear, Output, SpikingAvgPool, Subsample, _Neurons
+from .layers import Conv2d, Identity, Linear, Neurons, Output, SpikingAvgPool, Subsample
 
 E_MAC_J = 4.6e-12   # 32-bit float multiply-accumulate, 45 nm (Horowitz 2014)
 E_AC_J = 0.9e-12    # 32-bit float add (accumulate), 45 nm (Horowitz 2014)
@@ -118,30 +116,6 @@ def _synaptic(layer):
 # Measuring a network on data
 # ------------------------------------------------------------------------------------------
 
-@contextmanager
-def _count_inputs(layers, xp, totals):
-    """Wrap each layer's forward (instance attribute, removed afterwards) to add the absolute
-    input spike count summed over time and batch into ``totals[name]`` (per position)."""
-    lock = threading.Lock()          # the network may run slices of the batch in threads
-    for layer in layers:
-        original = layer.forward
-
-        def hook(x, rows=ALL, layer=layer, original=original):
-            counts = xp.abs(x).sum(axis=(0, 1)).astype(xp.float64)
-            with lock:
-                if layer.name in totals:
-                    totals[layer.name] += counts
-                else:
-                    totals[layer.name] = counts
-            return original(x, rows)
-        layer.forward = hook
-    try:
-        yield totals
-    finally:
-        for layer in layers:
-            del layer.forward
-
-
 class ActivityMeter:
     """Accumulates input spike counts of the synaptic layers and spike counts of the neuron
     layers over the batches of a dataset; :meth:`report` turns them into per-sample numbers.
@@ -168,9 +142,18 @@ class ActivityMeter:
         self._context = None
 
     def __enter__(self):
-        self._context = _count_inputs(self.synaptic, self.xp, self.input_counts)
+        self._context = self.net.observe(self._count_input)
         self._context.__enter__()
         return self
+
+    def _count_input(self, layer, x):
+        """Add the layer's absolute input spike count, summed over time and batch (per position)."""
+        if any(layer is s for s in self.synaptic):
+            counts = self.xp.abs(x).sum(axis=(0, 1)).astype(self.xp.float64)
+            if layer.name in self.input_counts:
+                self.input_counts[layer.name] += counts
+            else:
+                self.input_counts[layer.name] = counts
 
     def __exit__(self, *exc):
         return self._context.__exit__(*exc)
@@ -208,7 +191,7 @@ def activity_report(meter, model=None):
     for layer in net.all_layers():
         row = {"name": layer.name, "type": type(layer).__name__, "spike_rate": None,
                "input_rate": None, "sops": 0.0, "macs": 0}
-        if isinstance(layer, _Neurons):
+        if isinstance(layer, Neurons):
             size = math.prod(layer.out_shape)
             row["spike_rate"] = meter.neuron_counts[layer.name] / (n * T * size)
             updates += size * T

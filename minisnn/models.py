@@ -257,7 +257,6 @@ def _resnet11(b, num_classes, resnet11_skip="subsample", **_):
 
 _LAYOUTS = {"lenet5": _lenet5, "vgg7": _vgg7, "vgg9": _vgg9,
             "resnet7": _resnet7, "resnet9": _resnet9, "resnet11": _resnet11}
-_RESIDUAL = {"resnet7", "resnet9", "resnet11"}
 
 
 def default_input_shape(name: str) -> tuple:
@@ -291,8 +290,9 @@ def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, th
     VGG9/ResNet9/ResNet11 CIFAR-10, 3x32x32). ``width`` scales the hidden channel / feature counts.
     ``threshold`` / ``leak`` are the LIF layers' (and the output's leak), ``pool_threshold``
     the pooling IF neurons'. ``dropout=None`` takes the model's default
-    (:data:`DEFAULT_DROPOUT`); 0 removes the dropout layers. ``init_gain=None`` takes k = 2
-    (plain) or 1 (residual). ``resnet11_skip`` selects ResNet11's last skip (see its docstring).
+    (:data:`DEFAULT_DROPOUT`); 0 removes the dropout layers. ``init_gain=None`` takes the
+    Network's k: 2 (plain) or 1 (residual). ``resnet11_skip`` selects ResNet11's last skip (see
+    its docstring).
     ``encoder=None`` is the Network's default PoissonEncoder (scale 1, the thesis' reading;
     the authors' MNIST code corresponds to ``PoissonEncoder(scale=0.5)``).
     """
@@ -300,9 +300,8 @@ def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, th
     input_shape = default_input_shape(key) if input_shape is None else tuple(input_shape)
     stack = layers(key, input_shape, num_classes, width, threshold=threshold, leak=leak,
                    pool_threshold=pool_threshold, dropout=dropout, resnet11_skip=resnet11_skip)
-    gain = (1.0 if key in _RESIDUAL else 2.0) if init_gain is None else init_gain
     return Network(stack, input_shape, backend=backend, encoder=encoder, time_chunk=time_chunk,
-                   init_gain=gain, seed=seed, name=key)
+                   init_gain=init_gain, seed=seed, name=key)
 
 
 def summary(name, input_shape=None, num_classes=10, width=1.0, **kwargs):

@@ -3,35 +3,38 @@
 Execution shape (design.md): layer at a time over a chunk of time steps. Each convolution or
 fc layer applies its weights to all ``T_chunk * B`` inputs of the chunk in a few large matrix
 products, then the neuron recursion runs over the chunk. The states carried between chunks are
-per-neuron, so memory is set by the chunk length, not by T.
-
-On the CPU the batch is also split across threads (``workers``): each thread runs every layer
-on its slice of the samples with single-threaded BLAS. NumPy releases the GIL inside its
-loops, so the element-wise neuron updates, which NumPy runs on one core, use every core too.
+per-neuron, so memory is set by the chunk length, not by T. On the CPU a
+:class:`~minisnn.runner.Runner` runs each chunk on worker threads, one slice of the batch each.
 """
 from __future__ import annotations
 
 import contextlib
 import math
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import weakref
 
 import numpy as np
 
-from .backend import Backend, blas_threads, cpu_count
+from .backend import Backend, cpu_count
 from .encoding import PoissonEncoder
-from .layers import LIF, Layer, Output, SpikingAvgPool, _Neurons
+from .layers import ALL, LIF, Layer, Neurons, Output, ResidualBlock, SpikingAvgPool
+from .runner import Runner
 
 
 class Network:
     """A feed-forward stack of layers ending in an :class:`~minisnn.layers.Output` layer.
 
     ``input_shape`` is ``(C, H, W)`` (or ``(features,)``) as the data has it; inside, feature
-    maps are channels-last. ``init_gain`` is k of the initialisation N(0, sqrt(k / fan_in)).
+    maps are channels-last. ``encoder`` turns the input into spikes: a
+    :class:`~minisnn.encoding.PoissonEncoder` for images (the default) or a
+    :class:`~minisnn.encoding.FrameInput` for event frames (T, B, ...). ``init_gain`` is k of the
+    initialisation N(0, sqrt(k / fan_in)); by default 1 for networks with residual blocks and 2
+    otherwise (section 4.1.1). ``workers``: CPU threads (default: one per core).
     """
 
     def __init__(self, layers, input_shape, backend: Backend | None = None, encoder=None,
-                 time_chunk: int = 10, init_gain: float = 2.0, seed: int = 0, name: str = "network",
-                 workers: int | None = None):
+                 time_chunk: int = 10, init_gain: float | None = None, seed: int = 0,
+                 name: str = "network", workers: int | None = None):
         if not layers or not isinstance(layers[-1], Output):
             raise ValueError("a Network must end with an Output layer")
         self.layers = list(layers)
@@ -41,15 +44,36 @@ class Network:
         self.xp = self.backend.xp
         self.encoder = encoder or PoissonEncoder()
         self.time_chunk = time_chunk
+        if init_gain is None:
+            init_gain = 1.0 if any(isinstance(layer, ResidualBlock) for layer in self.layers) else 2.0
         self.init_gain = init_gain
+        self.runner = None
         self.workers = workers
-        self._pool = None
+        self._observers = []
+        self._observer_lock = threading.Lock()
         shape = self._internal_shape(self.input_shape)
         for layer in self.layers:
             shape = layer.build(self.backend, shape)
         self.num_classes = shape[0]
         self.init_parameters(seed)
         self.T = None
+
+    @property
+    def workers(self):
+        """CPU worker threads of the forward pass (None: one per core)."""
+        return self._workers
+
+    @workers.setter
+    def workers(self, count):
+        self._workers = count
+        if self.runner is not None:
+            self.close()
+        self.runner = Runner(count or cpu_count(), self.backend.device)
+        self._close_runner = weakref.finalize(self, self.runner.close)
+
+    def close(self):
+        """Stop the CPU worker threads (done at exit anyway; a later forward starts them again)."""
+        self._close_runner()
 
     @staticmethod
     def _internal_shape(shape):
@@ -99,96 +123,76 @@ class Network:
             target[...] = self.backend.to_device(host, dtype=target.dtype)
 
     def neuron_layers(self):
-        return [layer for layer in self.all_layers() if isinstance(layer, _Neurons)]
+        return [layer for layer in self.all_layers() if isinstance(layer, Neurons)]
 
     # -- forward ---------------------------------------------------------------------------
-    def _check_input(self, x, frames):
-        expected = (self.input_shape if not frames else ("T",) + self.input_shape)
-        ndim = len(self.input_shape) + (2 if frames else 1)
-        if x.ndim != ndim or tuple(x.shape[-len(self.input_shape):]) != self.input_shape:
+    def forward(self, x, T=None, train=False, rng_key=(0,)):
+        """Run the network over T steps and return the output U^L(T) / T (eq 3.5), (B, classes).
+
+        ``x`` is what the encoder takes: a batch of images (B, *input_shape), rate-coded over T
+        steps, or with a :class:`~minisnn.encoding.FrameInput` a spike train (T, B, *input_shape),
+        whose length is T. ``train`` keeps the statistics the backward needs and applies dropout.
+        ``rng_key`` determines every random draw of the pass (encoding, dropout masks).
+        """
+        self._check_input(x)
+        T = self.encoder.steps(x, T)
+        self.reset(x.shape[len(self.encoder.leading_axes) - 1], T, train, rng_key)
+        chunks = self.encoder.chunks(self.xp, self._to_internal(x), T, self.time_chunk,
+                                     self.backend.rng(*rng_key, "encode"))
+        with self.runner.compute():
+            for spikes in chunks:
+                self.runner.submit(self.forward_chunk, spikes)   # on the CPU: one slice of the batch per worker
+            self.runner.wait()
+        return self.layers[-1].output()
+
+    def reset(self, batch, T, train=False, rng_key=(0,)):
+        """Start a pass of T steps over ``batch`` samples: fresh states, new dropout masks."""
+        for index, layer in enumerate(self.layers):
+            layer.reset(batch, train, rng=self.backend.rng(*rng_key, "dropout", index), T=T)
+        self.T = T
+
+    def forward_chunk(self, spikes, rows=ALL):
+        """One chunk of the spike train, (T_chunk, samples ``rows`` of the batch, ...), through
+        every layer."""
+        spikes = self.xp.ascontiguousarray(spikes)
+        for layer in self.layers:
+            spikes = layer(spikes, rows)
+        return spikes
+
+    def _check_input(self, x):
+        leading = self.encoder.leading_axes
+        if x.ndim != len(leading) + len(self.input_shape) or tuple(x.shape[len(leading):]) != self.input_shape:
             raise ValueError(f"{self.name}: input of shape {tuple(x.shape)} does not match "
-                             f"(batch, {', '.join(map(str, self.input_shape))})"
-                             + (" frames (T, batch, ...)" if frames else "")
-                             + f"; the network was built for input_shape={expected}")
+                             f"({', '.join(leading + tuple(map(str, self.input_shape)))}) for {self.encoder!r}; "
+                             f"the network was built for input_shape={self.input_shape}"
+                             + ("; for event frames (T, batch, ...) build it with encoder=FrameInput()"
+                                if x.ndim == len(leading) + len(self.input_shape) + 1 else ""))
         if x.dtype != self.backend.dtype:
             raise TypeError(f"{self.name}: input dtype {x.dtype} != the backend's {np.dtype(self.backend.dtype)}; "
                             "cast it with x.astype(...) or build the backend with that dtype")
 
-    def forward(self, x, T=None, train=False, rng_key=(0,), linear=False):
-        """Run the network over T steps and return the output U^L(T) / T (eq 3.5), (B, classes).
+    @contextlib.contextmanager
+    def observe(self, callback):
+        """Within the ``with`` block, call ``callback(layer, x)`` with each layer's input chunk
+        ``x`` just before the layer's forward, for every layer (residual blocks and their
+        sublayers too). With CPU workers a chunk holds one slice of the batch, and the calls
+        come one at a time. ``x`` is only lent: neuron layers overwrite it with their spikes."""
+        self._observers.append(callback)
+        layers = self.layers + self.all_layers()
+        for layer in layers:
+            layer.observer = self._notify
+        try:
+            yield self
+        finally:
+            self._observers.remove(callback)
+            if not self._observers:
+                for layer in layers:
+                    layer.observer = None
 
-        ``x`` is a batch of images (B, *input_shape), rate-coded here by the encoder, or a spike
-        train / event frames (T, B, *input_shape) (then T is its length). ``train`` keeps the
-        statistics the backward needs and applies dropout. ``rng_key`` determines every random
-        draw of the pass (encoding, dropout masks). ``linear`` runs the linearised network on
-        the input counts ``x`` (B, *input_shape) with the gains set on the neuron layers.
-        """
-        frames = not linear and x.ndim == len(self.input_shape) + 2
-        self._check_input(x, frames)
-        if frames:
-            T = x.shape[0] if T is None else T
-            if T != x.shape[0]:
-                raise ValueError(f"T={T} but the given spike train has {x.shape[0]} steps")
-        elif T is None or T < 1:
-            raise ValueError(f"T must be a positive number of time steps, got {T}")
-        batch = x.shape[1] if frames else x.shape[0]
-        for index, layer in enumerate(self.layers):
-            layer.reset(batch, train, linear, rng=self.backend.rng(*rng_key, "dropout", index))
-        self.T = T
-        splits = self._batch_splits(batch, linear)
-        with self._single_threaded_blas():
-            if linear:
-                self._wait(self._forward_chunk(self._to_internal(x)[None], splits))
-            elif frames:
-                for t0 in range(0, T, self.time_chunk):
-                    self._wait(self._forward_chunk(self._to_internal(x[t0:t0 + self.time_chunk]), splits))
-            else:
-                rng = self.backend.rng(*rng_key, "encode")
-                prepared = self.encoder.prepare(self.xp, self._to_internal(x))
-                running = []
-                for t0 in range(0, T, self.time_chunk):
-                    # encode the next chunk while the workers still run the previous one
-                    spikes = self.encoder.encode(self.xp, prepared, min(self.time_chunk, T - t0), rng)
-                    self._wait(running)
-                    running = self._forward_chunk(spikes, splits)
-                self._wait(running)
-            return self.layers[-1].output(T)
-
-    def _worker_count(self):
-        if self.backend.device != "cpu":
-            return 1
-        return self.workers or cpu_count()
-
-    def _single_threaded_blas(self):
-        """On the CPU, BLAS runs one thread per call, in forward and backward alike: the workers
-        are the parallelism. (Letting OpenBLAS spawn threads of its own oversubscribes the cores,
-        and its threads keep spinning after each call, stealing the cores from the workers.)"""
-        return blas_threads(1) if self.backend.device == "cpu" else contextlib.nullcontext()
-
-    def _batch_splits(self, batch, linear):
-        """Row slices of the batch, one per CPU worker thread (one slice on the GPU)."""
-        workers = 1 if linear else max(1, min(self._worker_count(), batch))
-        bounds = [batch * i // workers for i in range(workers + 1)]
-        return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
-
-    def _forward_chunk(self, spikes, splits):
-        """Run one chunk through every layer: inline, or one job per worker (returned to wait on)."""
-        if len(splits) == 1:
-            self._forward_rows(spikes, splits[0])
-            return []
-        if self._pool is None or self._pool._max_workers != len(splits):
-            self._pool = ThreadPoolExecutor(len(splits), thread_name_prefix="minisnn")
-        return [self._pool.submit(self._forward_rows, spikes[:, rows], rows) for rows in splits]
-
-    @staticmethod
-    def _wait(jobs):
-        for job in jobs:
-            job.result()
-
-    def _forward_rows(self, spikes, rows):
-        spikes = self.xp.ascontiguousarray(spikes)
-        for layer in self.layers:
-            spikes = layer.forward(spikes, rows)
+    def _notify(self, layer, x):
+        with self._observer_lock:
+            for callback in self._observers:
+                callback(layer, x)
 
     # -- backward --------------------------------------------------------------------------
     def backward(self, error):
@@ -198,9 +202,9 @@ class Network:
         """
         if self.T is None:
             raise RuntimeError("backward() needs a forward(train=True) first")
-        with self._single_threaded_blas():
-            grad = self.layers[-1].backward(error, self.T)
-            for layer in reversed(self.layers[:-1]):
+        grad = error
+        with self.runner.compute():
+            for layer in reversed(self.layers):
                 grad = layer.backward(grad)
         return self._to_external(grad)
 

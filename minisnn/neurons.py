@@ -29,37 +29,47 @@ class NeuronState:
         return view
 
 
-def integrate_and_fire(xp, currents, state, threshold, leak=1.0):
-    """LIF (leak < 1) or IF (leak = 1) neurons with hard reset to 0, over the chunk's time axis.
+def integrate_and_fire(xp, currents, state, threshold, leak=1.0, reset="zero"):
+    """LIF (leak < 1) or IF (leak = 1) neurons over the chunk's time axis.
 
         U_t  = lambda U'_{t-1} + I_t       (eq 3.1 discretised; I_t = W s_t, eq 3.2)
         o_t  = [U_t > V_th]
-        U'_t = U_t (1 - o_t)               (hard reset to 0)
+        U'_t = U_t (1 - o_t)               reset="zero": hard reset to 0 (minisnn's neurons)
 
+    ``reset="subtract"`` (converted networks, Rueckauer et al. 2017) fires at U_t >= V_th and
+    keeps the charge above threshold: U'_t = U_t - V_th o_t.
     ``currents`` is overwritten with the spikes o_t and returned. Four in-place passes a step.
     """
+    if reset not in ("zero", "subtract"):
+        raise ValueError(f"reset must be 'zero' or 'subtract', got {reset!r}")
     v = state.potential
     for t in range(currents.shape[0]):
         if leak != 1.0:
             v *= leak
         v += currents[t]
-        below = xp.less_equal(v, threshold, out=currents[t])   # 1 - o_t
-        v *= below                                             # hard reset where it spiked
-        xp.subtract(1, below, out=currents[t])                 # o_t
-    _accumulate_statistics(xp, currents, state, leak)
+        if reset == "zero":
+            below = xp.less_equal(v, threshold, out=currents[t])   # 1 - o_t
+            v *= below                                             # hard reset where it spiked
+            xp.subtract(1, below, out=currents[t])                 # o_t
+        else:
+            fired = xp.greater_equal(v, threshold, out=currents[t])  # o_t
+            v -= fired * threshold
+    state.count += currents.sum(axis=0)                                # a(T), eq 3.4
+    if state.trace is not None:
+        leaky_sum(xp, currents, state.trace, leak)                     # f(T), eqs 3.18-3.22
     return currents
 
 
-def _accumulate_statistics(xp, spikes, state, leak):
-    """a += sum_t o_t;  f <- lambda^Tc f + sum_t lambda^(Tc-1-t) o_t  (one pass per chunk)."""
-    chunk = spikes.shape[0]
-    state.count += spikes.sum(axis=0)
-    if state.trace is None:
-        return
-    powers = xp.asarray([leak ** (chunk - 1 - t) for t in range(chunk)], dtype=spikes.dtype)
-    recent = xp.tensordot(powers, spikes, axes=(0, 0))
-    state.trace *= leak ** chunk
-    state.trace += recent
+def leaky_sum(xp, chunk, total, leak):
+    """total <- lambda^Tc total + sum_t lambda^(Tc-1-t) x_t, in place: the leaky sum over time of
+    a chunk of Tc steps, carried from chunk to chunk (the neurons' trace f(T) and the output
+    layer's leaky input sum, eq 3.5)."""
+    steps = chunk.shape[0]
+    powers = xp.asarray([leak ** (steps - 1 - t) for t in range(steps)], dtype=chunk.dtype)
+    recent = xp.tensordot(powers, chunk, axes=(0, 0))
+    total *= leak ** steps
+    total += recent
+    return total
 
 
 def lif_derivative(xp, count, trace, threshold, leak):

@@ -338,12 +338,12 @@ def _crop_only(x, rng):
 def build_model(config, backend):
     from . import models
     from .data import DATASETS
-    from .encoding import PoissonEncoder
+    from .encoding import FrameInput, PoissonEncoder
 
     info = DATASETS[config["dataset"]]
     net = models.build(config["model"], tuple(info.input_shape), info.num_classes, config["width"], backend,
                        dropout=config["dropout"], seed=int(config["seed"]), time_chunk=config["time_chunk"],
-                       encoder=PoissonEncoder(config["encoding_scale"]))
+                       encoder=FrameInput() if info.kind == "events" else PoissonEncoder(config["encoding_scale"]))
     net.workers = config.get("threads")
     return net
 

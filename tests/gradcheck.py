@@ -29,30 +29,26 @@ def sample_indices(rng, size, count):
     return rng.choice(size, size=min(count, size), replace=False)
 
 
-def set_random_gains(net, batch, rng, low=0.5, high=1.5):
-    """Linearise a network: freeze every neuron layer's derivative to a random gain."""
-    for layer in net.neuron_layers():
-        layer.set_gain(rng.uniform(low, high, (batch,) + layer.out_shape))
-
-
 def check_whole_chain(net, batch=2, T=7, samples=5, seed=0):
-    """Finite differences of the linearised network's loss against ``net.backward``.
+    """Finite differences of the linearised network's loss against its backward
+    (:mod:`minisnn.linearised`: the network's own layers, every neuron a random frozen gain).
 
     Returns the largest relative error over sampled entries of every parameter and the input.
     """
+    from minisnn.linearised import Linearised, random_gains
     from minisnn.loss import mse_loss
 
     rng = np.random.default_rng(seed)
-    set_random_gains(net, batch, rng)
+    twin = Linearised(net, random_gains(net, batch, rng))
     z0 = rng.uniform(0, 3, (batch,) + net.input_shape)
     labels = rng.integers(0, net.num_classes, batch)
 
     def loss():
-        out = net.forward(z0, T, train=True, rng_key=(seed,), linear=True)
+        out = twin.forward(z0, T, train=True, rng_key=(seed,))
         return float(mse_loss(np, out, labels)[0])
 
-    out = net.forward(z0, T, train=True, rng_key=(seed,), linear=True)
-    grad_input = net.backward(mse_loss(np, out, labels)[1])
+    out = twin.forward(z0, T, train=True, rng_key=(seed,))
+    grad_input = twin.backward(mse_loss(np, out, labels)[1])
     analytic = {key: value.copy() for key, value in net.gradients().items()}
     errors = {}
     for key, weight in net.parameters().items():

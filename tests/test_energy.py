@@ -3,6 +3,7 @@ import numpy as np
 
 from minisnn import energy
 from minisnn.backend import Backend
+from minisnn.encoding import FrameInput
 from minisnn.layers import LIF, Conv2d, Flatten, Linear, Output
 from minisnn.network import Network
 
@@ -23,7 +24,7 @@ def _tiny_net():
     # conv 3x3, 1 -> 2 channels, stride 1, padding 1 on 4x4; LIF; flatten 32; output 3
     layers = [Conv2d(1, 2, 3, 1, 1, name="conv1"), LIF(1.0, 0.99, name="lif1"),
               Flatten(name="flatten"), Output(32, 3, name="output")]
-    net = Network(layers, (1, 4, 4), backend=Backend("cpu", "float64"))
+    net = Network(layers, (1, 4, 4), backend=Backend("cpu", "float64"), encoder=FrameInput())
     net.layers[0].params["weight"][...] = 10.0     # any covered output neuron fires at once
     return net
 
@@ -64,7 +65,8 @@ def test_sops_equal_a_brute_force_count_over_synapses():
     conv = Conv2d(c_in, c_out, k, s, p, name="c")
     net = Network([conv, LIF(name="l"), Flatten(name="f"),
                    Output(conv.output_shape((h, w, c_in))[0] * conv.output_shape((h, w, c_in))[1] * c_out,
-                          2, name="output")], (c_in, h, w), backend=Backend("cpu", "float64"))
+                          2, name="output")], (c_in, h, w), backend=Backend("cpu", "float64"),
+                  encoder=FrameInput())
     frames = (rng.random((3, 2, c_in, h, w)) < 0.4).astype(np.float64)
     report = energy.measure(net, [(frames, np.array([0, 1]))], T=3)
     counts = frames.sum(axis=(0, 1))                # (C, H, W), summed over T and batch

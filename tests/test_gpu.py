@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from minisnn import SGD, Backend, DeviceError, mse_loss
+from minisnn.encoding import FrameInput
 from minisnn.models import build
 
 try:
@@ -25,7 +26,7 @@ def test_gpu_matches_cpu_forward_backward_and_update(name, shape):
     labels = rng.integers(0, 10, 3)
     results = []
     for backend in (Backend("cpu", "float64"), GPU):
-        net = build(name, shape, width=0.25, backend=backend, dropout=0.0, seed=3)
+        net = build(name, shape, width=0.25, backend=backend, dropout=0.0, seed=3, encoder=FrameInput())
         opt = SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
         x, y = backend.to_device(frames), backend.to_device(labels)
         out = net.forward(x, train=True)

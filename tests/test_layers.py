@@ -1,14 +1,16 @@
 """Each layer's backward is the exact adjoint of its forward (algorithm.md, check 1).
 
-For a layer with linear map L_W and a frozen gain, phi(W, x) = <r, gain * L_W(x)>; the layer's
-backward fed r must return dphi/dx and store dphi/dW. Float64, centred differences.
+For a layer with linear map L_W and a frozen gain (its linearised twin, minisnn.linearised),
+phi(W, x) = <r, gain * L_W(x)>; the layer's backward fed r must return dphi/dx and store dphi/dW.
+Float64, centred differences.
 """
 import numpy as np
 import pytest
 
 from minisnn import (LIF, Backend, Conv2d, Dropout, Flatten, Linear, ResidualBlock, SpikingAvgPool,
                      Subsample)
-from minisnn.layers import Output
+from minisnn.layers import Neurons, Output
+from minisnn.linearised import twin_layer
 
 from gradcheck import numerical_gradient, relative_error, sample_indices
 
@@ -18,25 +20,27 @@ TOLERANCE = 1e-6
 REPORT = {}
 
 
-def build(layer, in_shape, rng, linear=True):
+def build(layer, in_shape, rng, gain=None):
+    """The layer's linearised twin, its neurons at random gains in (0.5, 1.5) (or ``gain``)."""
     layer.build(BACKEND, in_shape)
     layer.init_parameters(BACKEND.rng(1, "init"), 2.0)
-    layer.reset(BATCH, training=True, linear=linear, rng=BACKEND.rng(2, "dropout"))
-    for sub in layer.sublayers():
-        if hasattr(sub, "set_gain"):
-            sub.set_gain(rng.uniform(0.5, 1.5, (BATCH,) + sub.out_shape))
-    return layer
+    gains = {sub.name: rng.uniform(0.5, 1.5, (BATCH,) + sub.out_shape) if gain is None
+             else np.full((BATCH,) + sub.out_shape, gain)
+             for sub in layer.sublayers() if isinstance(sub, Neurons)}
+    twin = twin_layer(layer, gains)
+    twin.reset(BATCH, training=True, rng=BACKEND.rng(2, "dropout"), T=1)
+    return twin
 
 
 def check_layer(layer, in_shape, name, samples=12):
     """Largest relative error of dphi/dx and dphi/dW (every parameter) against finite differences."""
     rng = np.random.default_rng(0)
-    build(layer, in_shape, rng)
+    layer = build(layer, in_shape, rng)
     x = rng.uniform(0, 2, (BATCH,) + tuple(in_shape))
     r = rng.standard_normal((BATCH,) + layer.out_shape)
 
     def phi():
-        layer.reset(BATCH, training=True, linear=True, rng=BACKEND.rng(2, "dropout"))
+        layer.reset(BATCH, training=True, rng=BACKEND.rng(2, "dropout"), T=1)
         return float(np.sum(r * layer.forward(x[None])[0]))
 
     phi()
@@ -85,7 +89,7 @@ def test_spiking_pool_backward_matches_finite_differences():
     check_layer(SpikingAvgPool(name="pool"), (7, 5, 2), "avgpool 2x2 odd size")
 
 
-def test_lif_in_linear_mode_is_its_gain():
+def test_linearised_lif_is_its_gain():
     check_layer(LIF(name="lif"), (4, 4, 2), "lif (gain)")
 
 
@@ -112,12 +116,11 @@ def test_output_layer_backward_matches_finite_differences():
     r = rng.standard_normal((BATCH, 4))
 
     def phi():
-        layer.reset(BATCH, training=True, linear=True)
-        layer.forward(x[None])
-        return float(np.sum(r * layer.output(T)))
+        layer.reset(BATCH, training=True, T=T)
+        return float(np.sum(r * layer.forward(x[None])))
 
     phi()
-    grad_x = layer.backward(r, T)
+    grad_x = layer.backward(r)
     w = layer.params["weight"]
     err = max(relative_error(grad_x.ravel(), numerical_gradient(phi, x, range(x.size))),
               relative_error(layer.grads["weight"].ravel(), numerical_gradient(phi, w, range(w.size))))
@@ -127,10 +130,7 @@ def test_output_layer_backward_matches_finite_differences():
 
 def _adjoint_error(layer, in_shape, rng):
     """<r, L(x)> against <L^T r, x> for the layer's linear map."""
-    build(layer, in_shape, rng)
-    for sub in layer.sublayers():
-        if hasattr(sub, "set_gain"):
-            sub.set_gain(np.ones((BATCH,) + sub.out_shape))
+    layer = build(layer, in_shape, rng, gain=1.0)
     x = rng.standard_normal((BATCH,) + tuple(in_shape))
     r = rng.standard_normal((BATCH,) + layer.out_shape)
     forward = float(np.sum(r * layer.forward(x[None])[0]))

@@ -19,6 +19,7 @@ import pytest
 from minisnn import models
 from minisnn.backend import Backend
 from minisnn.layers import Dropout, Identity
+from minisnn.linearised import Linearised, random_gains
 from minisnn.loss import mse_loss
 
 from gradcheck import numerical_gradient
@@ -297,20 +298,19 @@ def test_whole_chain_finite_differences(name, shape, width, dropout):
     net = models.build(name, shape, width=width, backend=backend, dropout=dropout, seed=3)
     rng = np.random.default_rng(11)
     batch, T, key = 2, 5, (7,)
-    for layer in net.neuron_layers():
-        layer.set_gain(rng.uniform(0.5, 1.5, (batch,) + layer.out_shape))
+    twin = Linearised(net, random_gains(net, batch, rng))
     z0 = rng.integers(0, T + 1, (batch,) + shape).astype(np.float64)
     labels = rng.integers(0, 10, batch)
 
     def loss():
-        out = net.forward(z0, T, train=True, rng_key=key, linear=True)
+        out = twin.forward(z0, T, train=True, rng_key=key)
         return float(mse_loss(np, out, labels)[0])
 
-    out = net.forward(z0, T, train=True, rng_key=key, linear=True)
+    out = twin.forward(z0, T, train=True, rng_key=key)
     if any(isinstance(l, Dropout) for l in net.all_layers()):
         masks = [l.mask for l in net.all_layers() if isinstance(l, Dropout)]
         assert all(m is not None and (m == 0).any() for m in masks)      # the mask path is live
-    grad_z0 = net.backward(mse_loss(np, out, labels)[1])
+    grad_z0 = twin.backward(mse_loss(np, out, labels)[1])
     analytic = {k: v.copy() for k, v in net.gradients().items()}
     assert set(analytic) == set(net.parameters())
 
@@ -337,12 +337,11 @@ def test_finite_difference_check_can_fail():
     backend = Backend("cpu", "float64")
     net = models.build("resnet7", COLOUR, width=0.125, backend=backend, seed=3)
     rng = np.random.default_rng(0)
-    for layer in net.neuron_layers():
-        layer.set_gain(rng.uniform(0.5, 1.5, (2,) + layer.out_shape))
+    twin = Linearised(net, random_gains(net, 2, rng))
     z0 = rng.integers(0, 6, (2,) + COLOUR).astype(np.float64)
     labels = np.array([1, 2])
-    out = net.forward(z0, 5, train=True, rng_key=(1,), linear=True)
-    net.backward(mse_loss(np, out, labels)[1])
+    out = twin.forward(z0, 5, train=True, rng_key=(1,))
+    twin.backward(mse_loss(np, out, labels)[1])
     w = net.parameters()["block2.skip.weight"]
     g = net.gradients()["block2.skip.weight"].reshape(-1)
     i = int(np.argmax(np.abs(g)))
@@ -350,8 +349,7 @@ def test_finite_difference_check_can_fail():
     vals = []
     for s in (1, -1):
         w.reshape(-1)[i] = old + s * 1e-4
-        vals.append(float(mse_loss(np, net.forward(z0, 5, train=True, rng_key=(1,), linear=True),
-                                   labels)[0]))
+        vals.append(float(mse_loss(np, twin.forward(z0, 5, train=True, rng_key=(1,)), labels)[0]))
     w.reshape(-1)[i] = old
     num = (vals[0] - vals[1]) / 2e-4
     assert _relative_error(g[i], num) < 1e-6

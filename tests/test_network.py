@@ -5,29 +5,30 @@ import pytest
 
 from minisnn import (LIF, SGD, Backend, Conv2d, Dropout, Flatten, Linear, Network, Output,
                      ResidualBlock, SpikingAvgPool, correct, mse_loss)
+from minisnn.encoding import FrameInput
 from minisnn.testing import strict_backend
 
 from gradcheck import check_whole_chain
 
 
-def conv_pool_stack(backend, dropout=0.0, width=4, in_ch=1, size=12):
+def conv_pool_stack(backend, dropout=0.0, width=4, in_ch=1, size=12, encoder=None):
     """conv - pool - conv - pool - fc - out, the LeNet5 shape in miniature."""
     flat = (size // 4) ** 2 * 2 * width
     layers = [Conv2d(in_ch, width, 5, 1, 2, name="conv1"), LIF(name="lif1"), SpikingAvgPool(name="pool1"),
               Conv2d(width, 2 * width, 3, 1, 1, name="conv2"), LIF(name="lif2"), SpikingAvgPool(name="pool2"),
               Flatten(name="flatten"), Linear(flat, 16, name="fc1"), LIF(name="lif3"),
               Dropout(dropout, name="drop"), Output(16, 3, name="out")]
-    return Network(layers, (in_ch, size, size), backend, time_chunk=4)
+    return Network(layers, (in_ch, size, size), backend, encoder=encoder, time_chunk=4)
 
 
-def residual_stack(backend):
+def residual_stack(backend, encoder=None):
     layers = [Conv2d(2, 3, 3, 1, 1, name="conv1"), LIF(name="lif1"), SpikingAvgPool(name="pool1"),
               ResidualBlock(3, 4, 1, skip="conv", dropout=0.25, name="block1"),
               ResidualBlock(4, 4, 2, skip="subsample", name="block2"),
               ResidualBlock(4, 4, 1, skip="identity", name="block3"),
               Flatten(name="flatten"), Linear(4 * 2 * 2, 8, name="fc1"), LIF(name="lif2"),
               Output(8, 3, name="out")]
-    return Network(layers, (2, 8, 8), backend, init_gain=1.0)
+    return Network(layers, (2, 8, 8), backend, encoder=encoder, init_gain=1.0)
 
 
 @pytest.mark.parametrize("make", [lambda b: conv_pool_stack(b, dropout=0.3), residual_stack],
@@ -40,10 +41,12 @@ def test_whole_chain_finite_differences_on_the_linearised_network(make):
 
 def test_whole_chain_check_catches_a_wrong_backward():
     """The whole-chain test must fail when one layer's backward is wrong."""
+    class WrongPool(SpikingAvgPool):
+        def backward(self, grad):
+            return super().backward(grad) * 1.01
+
     net = conv_pool_stack(Backend("cpu", "float64"))
-    pool = net.layers[5]
-    original = pool.backward
-    pool.backward = lambda grad: original(grad) * 1.01
+    net.layers[5].__class__ = WrongPool
     assert max(check_whole_chain(net).values()) > 1e-4
 
 
@@ -94,7 +97,7 @@ def test_engine_runs_under_a_cupy_strict_array_module():
     assert isinstance(out, backend.xp.ndarray)
     float(loss), int(correct(backend.xp, out, y)), net.spike_rates()
     frames = backend.to_device(np.random.default_rng(1).integers(0, 2, (5, 3, 2, 8, 8)).astype(np.float32))
-    net.forward(frames, train=False)
+    residual_stack(backend, encoder=FrameInput()).forward(frames, train=False)
     lenet = conv_pool_stack(backend, dropout=0.2, in_ch=2, size=8)
     lenet.forward(x, 5, train=True)
     lenet.backward(lenet.forward(x, 5, train=True) * 0)
@@ -127,7 +130,7 @@ def test_time_chunk_does_not_change_the_result():
     x = np.random.default_rng(0).uniform(0, 1, (2, 1, 12, 12))
     outs = []
     for chunk in (1, 3, 25):
-        net = conv_pool_stack(Backend("cpu", "float64"))
+        net = conv_pool_stack(Backend("cpu", "float64"), encoder=FrameInput())
         net.time_chunk = chunk
         frames = (np.random.default_rng(5).uniform(0, 1, (25, 2, 1, 12, 12)) < x).astype(np.float64)
         outs.append(net.forward(frames, train=True))
@@ -184,8 +187,13 @@ def test_bad_input_gets_a_clear_error():
         net.forward(good.astype(np.float64), 5)
     with pytest.raises(ValueError, match="positive number of time steps"):
         net.forward(good, 0)
+    with pytest.raises(ValueError, match="build it with encoder=FrameInput"):
+        net.forward(np.zeros((3, 2, 1, 12, 12), np.float32), 3)
+    frames_net = conv_pool_stack(Backend("cpu", "float32"), encoder=FrameInput())
     with pytest.raises(ValueError, match="T=4 but the given spike train has 3 steps"):
-        net.forward(np.zeros((3, 2, 1, 12, 12), np.float32), 4)
+        frames_net.forward(np.zeros((3, 2, 1, 12, 12), np.float32), 4)
+    with pytest.raises(ValueError, match=r"does not match \(T, batch, 1, 12, 12\)"):
+        frames_net.forward(good, 3)
     with pytest.raises(RuntimeError, match="needs a forward"):
         conv_pool_stack(Backend("cpu", "float32")).backward(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="missing.*conv1.weight"):

@@ -1,0 +1,77 @@
+"""Where the chunks of a forward pass run: inline, or on CPU worker threads.
+
+On the CPU the batch is split across threads: each worker runs every layer on its slice of the
+samples (``rows``) with single-threaded BLAS. NumPy releases the GIL inside its loops, so the
+element-wise neuron updates, which NumPy runs on one core, use every core too. Letting OpenBLAS
+spawn threads of its own instead oversubscribes the cores, and its threads keep spinning after
+each call, stealing the cores from the workers. On the GPU everything runs inline.
+
+    with Runner(workers=4) as runner:
+        with runner.compute():
+            for spikes in chunks:
+                runner.submit(network.forward_chunk, spikes)   # returns at once
+            runner.wait()
+
+``submit`` first waits for the previous chunk, so the caller prepares the next chunk (draws the
+input spikes) while the workers still run the previous one.
+"""
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+
+from .backend import blas_threads
+
+ALL = slice(None)
+
+
+class Runner:
+    """Runs ``function(spikes[:, rows], rows)`` for slices of the batch, ``workers`` threads at most."""
+
+    def __init__(self, workers=1, device="cpu"):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers if device == "cpu" else 1
+        self.device = device
+        self._executor = None
+        self._running = []
+
+    def splits(self, batch):
+        """Row slices of the batch, one per worker (never more workers than samples)."""
+        count = max(1, min(self.workers, batch))
+        bounds = [batch * i // count for i in range(count + 1)]
+        return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+    def compute(self):
+        """The context the work runs in: BLAS limited to one thread per call on the CPU."""
+        return blas_threads(1) if self.device == "cpu" else contextlib.nullcontext()
+
+    def submit(self, function, spikes):
+        """Start ``function`` on the chunk ``spikes`` (T_chunk, B, ...), after the previous one ended."""
+        self.wait()
+        splits = self.splits(spikes.shape[1])
+        if len(splits) == 1:
+            function(spikes, ALL)
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="minisnn")
+        self._running = [self._executor.submit(function, spikes[:, rows], rows) for rows in splits]
+
+    def wait(self):
+        """Wait for the submitted work; re-raise the first error it met."""
+        running, self._running = self._running, []
+        for job in running:
+            job.result()
+
+    def close(self):
+        """Stop the worker threads (a later ``submit`` starts new ones)."""
+        self._running = []
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
