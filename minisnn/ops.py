@@ -4,6 +4,10 @@ Layout: minisnn keeps feature maps channels-last, ``(N, H, W, C)``, inside the n
 im2col patch matrix times the weight matrix gives the output already in ``(N, H', W', C_out)``
 order, with no transposes on the hot path. Weights keep the usual ``(C_out, C_in, k, k)`` shape.
 
+Read :func:`conv2d_reference` (``im2col(x) @ W``) and its two adjoints first: they are the
+convolution. :func:`conv2d`, which the layers run, computes the same product in cache-sized
+blocks (the "fast path" section below; tests check it equals the reference).
+
 Every function takes the array module ``xp`` first, so the same code runs on NumPy and CuPy.
 """
 from __future__ import annotations
@@ -19,6 +23,10 @@ def pad_hw(xp, x, padding):
         return x
     return xp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
 
+
+# ------------------------------------------------------------------------------------------
+# Reference: the convolution as one matrix product, and its two adjoints
+# ------------------------------------------------------------------------------------------
 
 def im2col(xp, x, kernel, stride, padding):
     """Patch matrix of ``x`` (N, H, W, C): shape ``(N * H' * W', k * k * C)``, rows in output order."""
@@ -52,8 +60,36 @@ def weight_matrix(weight):
     return weight.transpose(2, 3, 1, 0).reshape(-1, c_out)
 
 
+def conv2d_reference(xp, x, weight, stride, padding):
+    """Convolution of ``x`` (N, H, W, C_in) with ``weight`` (C_out, C_in, k, k), no bias:
+    the patch matrix times the weight matrix, (N * H' * W', k * k * C_in) @ (k * k * C_in, C_out)."""
+    n, h, w, _ = x.shape
+    c_out, _, k, _ = weight.shape
+    ho, wo = conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding)
+    return (im2col(xp, x, k, stride, padding) @ weight_matrix(weight)).reshape(n, ho, wo, c_out)
+
+
+def conv2d_backward_input(xp, delta, weight, input_shape, stride, padding):
+    """dE/dx of :func:`conv2d_reference` given dE/dout ``delta`` (N, H', W', C_out): a transposed convolution."""
+    c_out, _, k, _ = weight.shape
+    dcols = delta.reshape(-1, c_out) @ weight_matrix(weight).T
+    return col2im(xp, dcols, input_shape, k, stride, padding)
+
+
+def conv2d_backward_weight(xp, x, delta, kernel_shape, stride, padding):
+    """dE/dW of :func:`conv2d_reference`: the correlation of the input ``x`` with ``delta``."""
+    c_out, c_in, k, _ = kernel_shape
+    cols = im2col(xp, x, k, stride, padding)
+    grad = cols.T @ delta.reshape(-1, c_out)                       # (k*k*C_in, C_out)
+    return grad.reshape(k, k, c_in, c_out).transpose(3, 2, 0, 1)
+
+
+# ------------------------------------------------------------------------------------------
+# Fast path: the same convolution, cache-blocked (what Conv2d.forward runs)
+# ------------------------------------------------------------------------------------------
+
 def conv2d(xp, x, weight, stride, padding, block_bytes=2 << 20):
-    """Convolution of ``x`` (N, H, W, C_in) with ``weight`` (C_out, C_in, k, k), no bias.
+    """:func:`conv2d_reference`, faster: equal to it up to the rounding of the products.
 
     The batch is processed in blocks whose patch matrix holds at most ``block_bytes`` (about a
     core's L2 cache), written into one reused buffer, so the patches are multiplied while they
@@ -105,20 +141,9 @@ def _slab_patches(xp, xpad, cols, k, stride, ho, wo):
     return cols.reshape(cols.shape[0], -1).T
 
 
-def conv2d_backward_input(xp, delta, weight, input_shape, stride, padding):
-    """dE/dx of :func:`conv2d` given dE/dout ``delta`` (N, H', W', C_out): a transposed convolution."""
-    c_out, _, k, _ = weight.shape
-    dcols = delta.reshape(-1, c_out) @ weight_matrix(weight).T
-    return col2im(xp, dcols, input_shape, k, stride, padding)
-
-
-def conv2d_backward_weight(xp, x, delta, kernel_shape, stride, padding):
-    """dE/dW of :func:`conv2d`: the correlation of the input ``x`` with ``delta``."""
-    c_out, c_in, k, _ = kernel_shape
-    cols = im2col(xp, x, k, stride, padding)
-    grad = cols.T @ delta.reshape(-1, c_out)                       # (k*k*C_in, C_out)
-    return grad.reshape(k, k, c_in, c_out).transpose(3, 2, 0, 1)
-
+# ------------------------------------------------------------------------------------------
+# Average pooling
+# ------------------------------------------------------------------------------------------
 
 def sum_pool2x2(x):
     """2x2, stride-2 sum of (N, H, W, C); an odd last row or column is dropped (floor)."""

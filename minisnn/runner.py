@@ -37,8 +37,10 @@ class Runner:
         self._running = []
 
     def splits(self, batch):
-        """Row slices of the batch, one per worker (never more workers than samples)."""
-        count = max(1, min(self.workers, batch))
+        """Row slices of the batch, one per worker, at least 2 samples each: for a single row
+        NumPy computes a matrix product as a matrix-vector product, which rounds differently,
+        and the result would depend on the number of workers."""
+        count = max(1, min(self.workers, batch // 2))
         bounds = [batch * i // count for i in range(count + 1)]
         return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
 

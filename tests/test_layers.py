@@ -9,6 +9,7 @@ import pytest
 
 from minisnn import (LIF, Backend, Conv2d, Dropout, Flatten, Linear, ResidualBlock, SpikingAvgPool,
                      Subsample)
+from minisnn import ops
 from minisnn.layers import Neurons, Output
 from minisnn.linearised import twin_layer
 
@@ -158,3 +159,15 @@ def test_adjoint_test_detects_a_wrong_backward():
             return super().backward(grad) * 4
 
     assert _adjoint_error(WrongPool(name="w"), (6, 6, 2), np.random.default_rng(5)) > 0.1
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+@pytest.mark.parametrize("in_shape,out_ch,k,s,p", CONV_CASES + [((9, 9, 1), 3, 5, 1, 2)])
+def test_fast_conv2d_equals_the_reference(in_shape, out_ch, k, s, p, dtype, rtol):
+    """The cache-blocked convolution (window and slab patches, several blocks) against im2col @ W."""
+    rng = np.random.default_rng(7)
+    x = (rng.random((5,) + in_shape) < 0.3).astype(dtype)
+    w = rng.standard_normal((out_ch, in_shape[2], k, k)).astype(dtype)
+    reference = ops.conv2d_reference(np, x, w, s, p)
+    for block_bytes in (2 << 20, 1):                    # one block; one sample per block
+        np.testing.assert_allclose(ops.conv2d(np, x, w, s, p, block_bytes), reference, rtol=rtol, atol=rtol)

@@ -205,3 +205,66 @@ def test_bad_input_gets_a_clear_error():
         Backend("tpu")
     with pytest.raises(ValueError, match="dtype must be one of"):
         Backend("cpu", "float16")
+
+
+def test_every_layer_returns_its_result_and_the_output_layer_keeps_T():
+    """One contract: forward(x, rows) returns, backward(grad) takes only the gradient."""
+    backend = Backend("cpu", "float64")
+    out = Output(6, 3, leak=0.9, name="out")
+    out.build(backend, (6,))
+    out.init_parameters(backend.rng(0), 2.0)
+    x = (np.random.default_rng(0).random((8, 2, 6)) < 0.5).astype(np.float64)
+    out.reset(2, training=True, T=8)
+    first = out.forward(x[:5])
+    last = out.forward(x[5:])
+    leaky = np.tensordot(0.9 ** np.arange(7, -1, -1.0), x, axes=(0, 0))
+    np.testing.assert_allclose(last, leaky @ out.params["weight"].T / 8, rtol=1e-12)
+    np.testing.assert_allclose(out.output(), last, rtol=1e-12)
+    assert first.shape == last.shape == (2, 3)
+    grad = out.backward(np.ones((2, 3)))
+    np.testing.assert_allclose(out.grads["weight"], np.ones((3, 2)) / 8 @ x.sum(axis=0), rtol=1e-12)
+    assert grad.shape == (2, 6)
+    with pytest.raises(ValueError, match="reset needs T"):
+        out.reset(2)
+
+
+def test_observe_shows_every_layer_its_input_once_per_chunk_and_slice():
+    backend = Backend("cpu", "float64")
+    net = residual_stack(backend)
+    net.workers = 2
+    seen = {}
+
+    def record(layer, x):
+        seen.setdefault(layer.name, []).append(x.shape)
+
+    x = np.random.default_rng(0).random((4, 2, 8, 8))
+    with net.observe(record):
+        net.forward(x, 12)
+    names = {layer.name for layer in net.layers + net.all_layers()}
+    assert set(seen) == names
+    # 12 steps in chunks of 10 and 2, the batch of 4 in two slices of 2
+    assert sorted(s[:2] for s in seen["block1.conv_b"]) == [(2, 2), (2, 2), (10, 2), (10, 2)]
+    assert seen["conv1"][0][2:] == (8, 8, 2)                          # channels-last inside
+    seen.clear()
+    net.forward(x, 12)
+    assert not seen and all(layer.observer is None for layer in net.all_layers())
+
+
+def test_default_init_gain_is_1_with_residual_blocks_and_2_without():
+    backend = Backend("cpu", "float32")
+    assert residual_stack(backend).init_gain == 1.0
+    assert conv_pool_stack(backend).init_gain == 2.0
+    layers = [Flatten(name="f"), Output(4, 2, name="out")]
+    assert Network(layers, (4,), backend, init_gain=3.0).init_gain == 3.0
+
+
+def test_frame_input_passes_the_spike_train_through():
+    backend = Backend("cpu", "float64")
+    frames = (np.random.default_rng(2).random((7, 3, 1, 12, 12)) < 0.3).astype(np.float64)
+    net = conv_pool_stack(backend, encoder=FrameInput())
+    net.workers = 1                                   # whole chunks, in order
+    seen = []
+    with net.observe(lambda layer, x: seen.append(x.copy()) if layer.name == "conv1" else None):
+        net.forward(frames, train=False)
+    np.testing.assert_array_equal(np.concatenate(seen), frames.transpose(0, 1, 3, 4, 2))
+    assert net.T == 7

@@ -92,3 +92,27 @@ def test_lif_derivative_is_smaller_for_leakier_neurons():
     _, state = simulate(0.3, 100, leak=0.9)
     d = lif_derivative(XP, state.count, state.trace, 1.0, 0.9)
     assert 0 < d[0] < 1.0
+
+
+def test_reset_by_subtraction_keeps_the_charge_above_threshold():
+    """reset="subtract" (converted networks): U <- U - V_th at U >= V_th, so over n steps of a
+    constant current I an IF neuron fires floor(n I / V_th) times; a hard reset loses the rest."""
+    state = NeuronState(XP, (3,), DTYPE, keep_trace=False)
+    currents = np.tile([0.75, 0.5, 0.25], (10, 1))
+    spikes = integrate_and_fire(XP, currents.copy(), state, 1.0, reset="subtract")
+    np.testing.assert_array_equal(spikes.sum(axis=0), [7, 5, 2])
+    np.testing.assert_array_equal(state.count, [7, 5, 2])
+    np.testing.assert_array_equal(state.potential, [0.5, 0.0, 0.5])
+    zero = NeuronState(XP, (3,), DTYPE, keep_trace=False)
+    assert integrate_and_fire(XP, currents.copy(), zero, 1.0).sum(axis=0).tolist() == [5, 3, 2]
+    with pytest.raises(ValueError, match="reset must be"):
+        integrate_and_fire(XP, currents.copy(), zero, 1.0, reset="soft")
+
+
+def test_leaky_sum_over_chunks_is_the_whole_sum():
+    from minisnn.neurons import leaky_sum
+    x = np.random.default_rng(0).random((23, 4))
+    total = np.zeros(4)
+    for t0 in range(0, 23, 5):
+        leaky_sum(XP, x[t0:t0 + 5], total, 0.9)
+    np.testing.assert_allclose(total, np.tensordot(0.9 ** np.arange(22, -1, -1.0), x, axes=(0, 0)), rtol=1e-12)
