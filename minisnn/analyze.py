@@ -1,24 +1,19 @@
 """``python -m minisnn.analyze CHECKPOINT``: spike activity, synaptic operations and energy of a
-trained network, and the time-step sweep of section 4.1.5.
+trained network, and the time-step sweep of section 4.1.5 (``--help`` for the flags).
 
-    python -m minisnn.analyze runs/lenet5/last.h5 --limit 1000
-    python -m minisnn.analyze runs/lenet5/last.h5 --sweep            # accuracy vs T
-    python -m minisnn.analyze init:lenet5:mnist --limit 256          # an untrained network
+CHECKPOINT is a ``checkpoint.h5`` or ``best.h5`` written by ``python -m minisnn.train``, or
+``init:<model>[:<dataset>]`` for a freshly initialised network (seed ``--seed``). The inputs are
+preprocessed as in training: colour images standardised with the per-channel statistics the
+checkpoint stores (those of the run's own, possibly ``--limit-train``-ed, training set),
+N-MNIST recordings binned into T frames.
 
-CHECKPOINT is a file written by :mod:`minisnn.checkpoint` (``python -m minisnn.train``), or
-``init:<model>[:<dataset>]`` for a freshly initialised network (seed ``--seed``).
-
-Output: the per-layer table (:func:`minisnn.energy.format_table`) on the terminal; under
-``--out`` (default ``runs/analyze-<name>``) ``analysis.json``, ``rates.png`` (spike rate per
-layer), ``energy.png`` (SOPs vs MACs per layer and the two energy totals) and with
-``--sweep`` ``sweep.png`` (accuracy and SNN energy against T). The **last line printed is one
-JSON object**::
+The last line printed is one JSON object::
 
     {"model", "dataset", "T", "samples", "accuracy",
      "layers": [{"name", "type", "spike_rate", "input_rate", "sops", "macs", ...}, ...],
      "spike_rate": {neuron layer: rate}, "sops", "macs", "pool_ops", "neuron_updates",
      "energy_snn_j", "energy_ann_j", "energy_ratio", "first_layer_macs_j",
-     "sweep": [{"T", "accuracy", "sops", "energy_snn_j"}, ...]   (with --sweep)}
+     "sweep": [{"T", "accuracy", "sops", "energy_snn_j", "spike_rate"}, ...]   (with --sweep)}
 
 ``spike_rate``: spikes per neuron per time step; ``sops``: synaptic operations per inference
 over all T steps; ``macs``: dense multiply-accumulates of the same network as an ANN;
@@ -28,95 +23,133 @@ caveats in :mod:`minisnn.energy`). Per inference (one sample).
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 SWEEP_T = (10, 20, 35, 50, 70, 100, 120)
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+DESCRIPTION = """\
+Spike rates, synaptic operations (SOPs) and energy per inference of a trained spiking
+network, compared with the same network as an ANN; with --sweep also the accuracy and energy
+at other numbers of time steps T (thesis section 4.1.5). The inputs are preprocessed as in
+training: colour images standardised with the statistics stored in the checkpoint."""
+
+EPILOG = f"""\
+examples:
+  python -m minisnn.analyze runs/lenet5_mnist_20250101-120000/checkpoint.h5
+  python -m minisnn.analyze runs/lenet5_mnist_20250101-120000/checkpoint.h5 --sweep --limit 500
+  python -m minisnn.analyze runs/vgg9_cifar10_20250101-120000/best.h5 --out analysis/vgg9
+  python -m minisnn.analyze init:lenet5:mnist --limit 256      # an untrained network
+
+output: the per-layer table on the terminal; in the output folder analysis.json (the full
+report), rates.png (spike rate per layer), energy.png (SOPs against MACs per layer and the
+energy totals) and, with --sweep, sweep.png (accuracy and energy against T). The last line
+printed is the report as one JSON object.
+
+exit status: 0 done; {EXIT_BAD_INPUT} bad input (missing or corrupt checkpoint, missing or corrupt
+data, unavailable device, invalid flag, output folder not writable); {EXIT_INTERRUPTED} interrupted."""
 
 
-def _get(config, *keys, default=None):
-    """The first of ``keys`` present in ``config`` (also looking one level into sub-dicts such
-    as "model" / "data" / "train"), since the train CLI's config layout may name them so."""
-    for key in keys:
-        if key in config and not isinstance(config[key], dict):
-            return config[key]
-    for value in config.values():
-        if isinstance(value, dict):
-            found = _get(value, *keys)
-            if found is not None:
-                return found
-    return default
+class UsageError(ValueError):
+    """A problem with the command line or the checkpoint's contents, stated in one line."""
 
 
 def load_network(spec, backend=None, seed=0, time_chunk=10):
     """(network, info) from a checkpoint path or ``init:<model>[:<dataset>]``.
 
-    ``info``: model, dataset, T (trained; None for init), encoder scale, width, config."""
+    ``info``: model, dataset, T (trained; None for init), input_scale, width, config,
+    data_dir (where training read its data), trained (False for init), standardize (the
+    checkpoint's per-channel ``{"mean", "std"}`` of a colour run, else None)."""
     from . import models
     from .data import DATASETS, canonical_name
-    from .encoding import PoissonEncoder
+    from .encoding import FrameInput, PoissonEncoder
 
     if str(spec).startswith("init:"):
         parts = str(spec).split(":")
-        model = parts[1]
-        dataset = parts[2] if len(parts) > 2 else models.default_dataset(model)
-        config, weights = {"model": model, "dataset": dataset}, None
+        if len(parts) not in (2, 3) or not parts[1]:
+            raise UsageError(f"{spec}: write init:<model> or init:<model>:<dataset>")
+        config, weights, extra = {"model": parts[1]}, None, {}
+        if len(parts) == 3:
+            config["dataset"] = parts[2]
     else:
         from .checkpoint import load
         ckpt = load(spec)
-        config, weights = ckpt.config, ckpt.weights
-        model = _get(config, "model", "arch", "architecture")
-        dataset = _get(config, "dataset", "data")
-        if model is None:
-            raise ValueError(f"{spec}: the checkpoint's config names no model: {config}")
+        config, weights, extra = ckpt.config, ckpt.weights, ckpt.extra
+        if not isinstance(config, dict) or not isinstance(extra, dict):
+            raise UsageError(f"{spec}: the checkpoint's configuration is not a mapping")
+    model = config.get("model")
+    if model not in models.MODELS:
+        raise UsageError(f"{spec}: unknown model {model!r}; known: {', '.join(models.MODELS)}")
+    dataset = config.get("dataset")
     dataset = canonical_name(dataset) if dataset else models.default_dataset(model)
-    input_shape = tuple(_get(config, "input_shape", default=DATASETS[dataset].input_shape))
-    num_classes = int(weights["output.weight"].shape[0]) if weights else DATASETS[dataset].num_classes
-    scale = _get(config, "encoding_scale", "input_scale", "encoder_scale", "encode_scale", "scale", default=1.0)
-    width = float(_get(config, "width", default=1.0))
-    kwargs = {}
-    for key, names in (("threshold", ("threshold", "v_th")), ("leak", ("leak",)),
-                       ("pool_threshold", ("pool_threshold",))):
-        value = _get(config, *names)
-        if value is not None:
-            kwargs[key] = float(value)
-    net = models.build(model, input_shape, num_classes, width, backend, dropout=0.0, seed=seed,
-                       time_chunk=time_chunk, encoder=PoissonEncoder(float(scale)), **kwargs)
-    if weights is not None:
-        own = net.parameters()
-        # dropout=0 drops the dropout layers, which hold no weights: the names still match
-        net.load_parameters({k: v for k, v in weights.items() if k in own})
-    T = _get(config, "T", "timesteps", "time_steps")
-    info = {"model": model, "dataset": dataset, "T": int(T) if T else None, "input_scale": float(scale),
-            "width": width, "config": config, "data_dir": _get(config, "data_dir")}
-    return net, info
+    info = DATASETS[dataset]
+    try:
+        scale, width = float(config.get("encoding_scale", 1.0)), float(config.get("width", 1.0))
+        T = int(config["timesteps"]) if config.get("timesteps") else None
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{spec}: unusable configuration values ({exc})") from exc
+    encoder = FrameInput() if info.kind == "events" else PoissonEncoder(scale)
+    try:
+        net = models.build(model, tuple(info.input_shape), info.num_classes, width, backend,
+                           dropout=0.0, seed=seed, time_chunk=time_chunk, encoder=encoder)
+        if weights is not None:
+            own = net.parameters()
+            # dropout=0 drops the dropout layers, which hold no weights: the names still match
+            net.load_parameters({k: v for k, v in weights.items() if k in own})
+    except (KeyError, ValueError) as exc:
+        raise UsageError(f"{spec}: the checkpoint does not describe a usable {model} "
+                         f"({type(exc).__name__}: {exc})") from exc
+    return net, {"model": model, "dataset": dataset, "T": T, "input_scale": scale,
+                 "width": width, "config": config, "data_dir": config.get("data_dir"),
+                 "trained": weights is not None, "standardize": extra.get("standardize")}
 
 
-def _batches(net, images, labels, batch_size, transform=None):
-    for i in range(0, len(labels), batch_size):
-        x = images[i:i + batch_size].astype(np.float32) / 255.0
-        if transform is not None:
-            x = transform(x)
-        yield (net.backend.to_device(np.ascontiguousarray(x, dtype=net.backend.dtype)),
-               net.backend.to_device(np.asarray(labels[i:i + batch_size], dtype=np.int64)))
+def preprocessing(info, data_dir):
+    """The transform training applied after scaling uint8 images to [0, 1]: the checkpoint's
+    standardisation for colour sets (for ``init:`` networks, that of the full training set),
+    else None. N-MNIST frames are made per T in :func:`analyse`."""
+    from .data import COLOUR_DATASETS, Standardize, load
 
-
-def _transform(dataset, data_dir):
-    """Colour sets are standardised per channel with the training set's statistics."""
-    from .data import COLOUR_DATASETS, Standardize, channel_stats, load
-    if dataset not in COLOUR_DATASETS:
+    if info["dataset"] not in COLOUR_DATASETS:
         return None
-    train_x, _ = load(dataset, "train", data_dir)
-    return Standardize(*channel_stats(train_x))
+    stats = info["standardize"]
+    if stats is None:
+        if not info["trained"]:
+            return Standardize.from_train(load(info["dataset"], "train", data_dir)[0])
+        raise UsageError(f"the checkpoint stores no input standardisation, which a "
+                         f"{info['dataset']} network needs; was it written by minisnn.train?")
+    try:
+        return Standardize(stats["mean"], stats["std"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"the checkpoint's input standardisation is unusable ({exc})") from exc
 
 
-def analyse(net, info, images, labels, T, batch_size=64, seed=0, transform=None):
+def analyse(net, info, images, labels, T, batch_size=64, seed=0, transform=None, progress=None):
+    """Run ``net`` over the samples at ``T`` steps: :func:`minisnn.energy.measure`'s report.
+
+    ``images`` are uint8 arrays (N-MNIST: recordings, binned into ``T`` frames here);
+    ``transform`` comes after the [0, 1] scaling (:func:`preprocessing`); ``progress``
+    wraps the batch iterator (e.g. a tqdm bar)."""
+    from .data import DATASETS, BatchIterator, EventFrames
     from .energy import measure
-    report = measure(net, _batches(net, images, labels, batch_size, transform), T, seed=seed,
-                     model=info["model"])
+
+    events = DATASETS[info["dataset"]].kind == "events"
+    iterator = BatchIterator(images, labels, batch_size, net.backend, shuffle=False,
+                             transform=EventFrames(T) if events else transform)
+    batches = iterator.epoch(0)
+    if events:   # (B, T, C, H, W) from the iterator -> (T, B, C, H, W) for the network
+        batches = ((net.xp.ascontiguousarray(x.transpose(1, 0, 2, 3, 4)), y) for x, y in batches)
+    if progress is not None:
+        batches = progress(batches, total=len(iterator))
+    report = measure(net, batches, T, seed=seed, model=info["model"])
     report["dataset"] = info["dataset"]
     return report
 
@@ -174,62 +207,155 @@ def plot_sweep(sweep, out, title):
     plt.close(fig)
 
 
+# -------------------------------------------------------------------------------------------
+# Command line
+# -------------------------------------------------------------------------------------------
+
+def _count(text, least):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
+    return value
+
+
+def _steps(text):
+    steps = [_count(s.strip(), 1) for s in text.split(",") if s.strip()]
+    if not steps:
+        raise argparse.ArgumentTypeError("give at least one T, e.g. 10,20,50")
+    return steps
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="python -m minisnn.analyze", description=DESCRIPTION,
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="checkpoint.h5 or best.h5 of a training run, or init:MODEL[:DATASET] for "
+                        "an untrained network")
+    p.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="folder holding the dataset (default: the training run's data folder "
+                        "if it still exists, else $MINISNN_DATA or <repository>/datasets)")
+    p.add_argument("--split", default="test", help="dataset split to analyse (default: test)")
+    p.add_argument("--limit", metavar="N", type=lambda s: _count(s, 0), default=1000,
+                   help="analyse a seeded subset of N samples; 0 = the whole split "
+                        "(default: 1000)")
+    p.add_argument("--timesteps", "-T", metavar="T", type=lambda s: _count(s, 1), default=None,
+                   help="time steps of the analysis (default: the checkpoint's, else the "
+                        "model's: 50 for lenet5, 100 for the others)")
+    p.add_argument("--sweep", action="store_true",
+                   help="also measure accuracy and energy at each T of --sweep-steps "
+                        "(default: off)")
+    p.add_argument("--sweep-steps", metavar="T,T,...", type=_steps, default=list(SWEEP_T),
+                   help=f"the T values of --sweep (default: {','.join(map(str, SWEEP_T))})")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="output folder (default: a new folder next to the checkpoint, "
+                        "analyze-<checkpoint name>-<date>-<time>; runs/analyze-init-... for init:)")
+    p.add_argument("--batch-size", metavar="N", type=lambda s: _count(s, 1), default=64,
+                   help="samples per forward pass (default: 64)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "gpu"),
+                   help="where to run the network (default: cpu)")
+    p.add_argument("--seed", metavar="N", type=int, default=0,
+                   help="seed of the sample subset, the Poisson encoding and init: weights "
+                        "(default: 0)")
+    p.add_argument("--no-plots", action="store_true",
+                   help="write analysis.json only, no PNG plots (default: plots are written)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars (default: a bar per pass on stderr)")
+    return p
+
+
+def default_out(checkpoint, now=None):
+    """A new folder per run: next to the checkpoint, named after it and the time."""
+    stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    if checkpoint.startswith("init:"):
+        return Path("runs") / f"analyze-{checkpoint.replace(':', '-')}-{stamp}"
+    path = Path(checkpoint)
+    return path.parent / f"analyze-{path.stem}-{stamp}"
+
+
+def _fail(message, status=EXIT_BAD_INPUT):
+    one_line = " ".join(str(message).split())
+    print(f"minisnn.analyze: error: {one_line}", file=sys.stderr, flush=True)
+    return status
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m minisnn.analyze", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="checkpoint file, or init:<model>[:<dataset>]")
-    p.add_argument("--data-dir", default=None, help="data root (default: minisnn's)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--limit", type=int, default=1000, help="samples to analyse (0 = all)")
-    p.add_argument("--timesteps", "-T", type=int, default=None,
-                   help="T for the analysis (default: the checkpoint's, else the model's)")
-    p.add_argument("--out", default=None, help="output folder (default runs/analyze-<name>)")
-    p.add_argument("--sweep", action="store_true", help="accuracy against T (section 4.1.5)")
-    p.add_argument("--sweep-steps", default=",".join(map(str, SWEEP_T)))
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu", choices=("cpu", "gpu"))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-plots", action="store_true")
-    args = p.parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:       # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("minisnn.analyze: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def run(args):
+    from tqdm.auto import tqdm
 
     from . import models
-    from .backend import Backend
-    from .data import load, subset
+    from .backend import Backend, DeviceError
+    from .checkpoint import CheckpointError
+    from .data import DatasetError, load, subset
+    from .data.registry import check_split
     from .energy import format_table
 
-    backend = Backend(args.device)
-    net, info = load_network(args.checkpoint, backend, seed=args.seed)
+    try:
+        backend = Backend(args.device)
+        net, info = load_network(args.checkpoint, backend, seed=args.seed)
+        split = check_split(info["dataset"], args.split)
+        data_dir = args.data_dir
+        if data_dir is None and info["data_dir"] and Path(info["data_dir"]).exists():
+            data_dir = info["data_dir"]                  # where the training run read its data
+        images, labels = load(info["dataset"], split, data_dir, progress=not args.quiet)
+        images, labels = subset(images, labels, args.limit or None, seed=args.seed)
+        transform = preprocessing(info, data_dir)
+    except (CheckpointError, DatasetError, DeviceError, UsageError) as exc:
+        return _fail(exc)
     T = args.timesteps or info["T"] or models.DEFAULT_T[info["model"]]
-    data_dir = args.data_dir
-    if data_dir is None and info["data_dir"] and Path(info["data_dir"]).exists():
-        data_dir = info["data_dir"]                  # where the training run read its data
-    args.data_dir = data_dir
-    images, labels = load(info["dataset"], args.split, data_dir)
-    images, labels = subset(images, labels, args.limit or None, seed=args.seed)
-    transform = _transform(info["dataset"], args.data_dir)
-    name = Path(args.checkpoint).stem if not args.checkpoint.startswith("init:") else args.checkpoint.replace(":", "-")
-    out = Path(args.out or Path("runs") / f"analyze-{name}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out) if args.out else default_out(args.checkpoint)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+    except OSError as exc:
+        return _fail(f"cannot write the analysis to {out}/ ({exc.strerror or exc}); "
+                     "choose another folder with --out")
 
-    report = analyse(net, info, images, labels, T, args.batch_size, args.seed, transform)
+    def progress(label):
+        return lambda batches, total: tqdm(batches, total=total, desc=label, unit="batch",
+                                           leave=False, disable=args.quiet, file=sys.stderr)
+
+    print(f"analysing {info['model']} on {info['dataset']} {split}: {len(labels)} samples, "
+          f"T={T}, output {out}/", flush=True)
+    report = analyse(net, info, images, labels, T, args.batch_size, args.seed, transform,
+                     progress(f"T={T}"))
     print(format_table(report), flush=True)
     if args.sweep:
         sweep = []
-        for t in (int(s) for s in args.sweep_steps.split(",") if s.strip()):
-            r = report if t == T else analyse(net, info, images, labels, t, args.batch_size, args.seed, transform)
-            sweep.append({"T": t, "accuracy": r["accuracy"], "sops": r["sops"], "energy_snn_j": r["energy_snn_j"],
-                          "spike_rate": r["spike_rate"]})
-            print(f"sweep T={t:4d}: accuracy {100 * r['accuracy']:.2f} %, SNN energy "
-                  f"{r['energy_snn_j'] * 1e6:.3f} uJ", flush=True)
+        for i, t in enumerate(args.sweep_steps, 1):
+            r = report if t == T else analyse(net, info, images, labels, t, args.batch_size,
+                                              args.seed, transform,
+                                              progress(f"sweep {i}/{len(args.sweep_steps)} T={t}"))
+            sweep.append({"T": t, "accuracy": r["accuracy"], "sops": r["sops"],
+                          "energy_snn_j": r["energy_snn_j"], "spike_rate": r["spike_rate"]})
+            print(f"sweep {i}/{len(args.sweep_steps)} T={t:4d}: accuracy "
+                  f"{100 * r['accuracy']:.2f} %, SNN energy {r['energy_snn_j'] * 1e6:.3f} uJ",
+                  flush=True)
         report["sweep"] = sweep
-    report["checkpoint"] = str(args.checkpoint)
-    report["split"] = args.split
-    report["config"] = info["config"]
-    (out / "analysis.json").write_text(json.dumps(report, indent=2, default=str))
-    if not args.no_plots:
-        plot_report(report, out)
-        if args.sweep:
-            plot_sweep(report["sweep"], out, f"{info['model']} on {info['dataset']}: accuracy vs T")
+    report.update(checkpoint=str(args.checkpoint), split=split, config=info["config"])
+    try:
+        (out / "analysis.json").write_text(json.dumps(report, indent=2, default=str))
+        if not args.no_plots:
+            plot_report(report, out)
+            if args.sweep:
+                plot_sweep(report["sweep"], out,
+                           f"{info['model']} on {info['dataset']}: accuracy vs T")
+    except OSError as exc:
+        return _fail(f"cannot write the analysis to {out}/ ({exc.strerror or exc})")
     print(f"wrote {out}/analysis.json" + ("" if args.no_plots else " and plots"), flush=True)
     summary = {k: v for k, v in report.items() if k not in ("caveats", "config")}
     print(json.dumps(summary, default=str))
