@@ -66,7 +66,7 @@ def test_missing_message_lists_every_file_and_three_ways(tmp_path, monkeypatch):
               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
         assert f in msg                              # train AND test files, in one message
     assert str(tmp_path / "nowhere") in msg and "MNIST/raw/" in msg
-    assert "--data-dir DIR" in msg and "root=DIR" in msg and "$MINISNN_DATA (not set)" in msg
+    assert "--data-dir DIR" in msg and "root=DIR" in msg and "$MINISNN_DATA, or its mnist/ subfolder (not set)" in msg
     assert str(data.builtin_data_root() / "mnist") in msg
     assert "download(" not in msg                    # no Python calls that fail offline too
     # only the missing split is named when the other one is there
@@ -87,7 +87,7 @@ def test_offline_download_leaves_nothing_behind(tmp_path, monkeypatch):
                               progress=False)
     msg = str(info.value)
     assert msg.startswith("could not download train-images-idx3-ubyte.gz into ")
-    assert "t10k-labels-idx1-ubyte.gz" in msg and f"now {root}" in msg
+    assert "t10k-labels-idx1-ubyte.gz" in msg and f"now {root}: put them in {root / 'mnist'}/" in msg
     assert len(msg.splitlines()) <= 7
     assert list(tmp_path.iterdir()) == []            # no empty folders left
 

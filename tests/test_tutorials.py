@@ -50,4 +50,4 @@ def test_tutorial_header_and_data_rule(path):
 def test_tutorial_says_loudly_when_it_falls_back(tmp_path):
     result = _run(ROOT / "tutorials" / "02_encoding.py", MINISNN_DATA=str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "MNIST NOT FOUND" in result.stdout and f"$MINISNN_DATA (now {tmp_path})" in result.stdout
+    assert "MNIST NOT FOUND" in result.stdout and f"(now {tmp_path}: put them in" in result.stdout

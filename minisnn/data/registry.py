@@ -1,11 +1,16 @@
 """What each dataset is, where its files live on disk, and where they come from.
 
+One :class:`DatasetInfo` per dataset in :data:`DATASETS` (shape, classes, folder names,
+label histograms and the ``layout`` that finds and reads its files) and its distribution
+files in :data:`REMOTE`. Adding a dataset means adding these two entries (and a layout class
+in :mod:`.layouts` if its file format is new); nothing else branches on the dataset's name.
+
 Addresses and checksums
 -----------------------
 * MNIST: the md5 of each ``.gz`` is the published one; the sha256 of the DEcompressed
-  content was computed here from byte-exact copies of the published files. Mirrors are tried
+  content was computed from byte-exact copies of the published files. Mirrors are tried
   before yann.lecun.com, which often answers 403 or times out.
-* Fashion-MNIST: published ``.gz`` md5s; decompressed sha256 computed here. Debian's
+* Fashion-MNIST: published ``.gz`` md5s; decompressed sha256 computed the same way. Debian's
   ``dataset-fashion-mnist`` recompresses the ``.gz`` files (their md5 differs, content is
   identical), so a file passes verification when EITHER the ``.gz`` md5 OR the decompressed
   sha256 matches.
@@ -13,8 +18,8 @@ Addresses and checksums
 * N-MNIST: md5s of ``Train.zip``/``Test.zip`` as used, identically, by several independent
   public loaders (tonic, SpikingJelly and others); addresses are the Mendeley Data record
   468j46mzdv and Garrick Orchard's Dropbox share. Neither the addresses nor the checksums
-  could be checked against the live files from this machine (no internet); no figshare
-  address could be confirmed, so none is listed.
+  have been checked against the live files; no figshare address could be confirmed, so
+  none is listed.
 """
 from __future__ import annotations
 
@@ -22,40 +27,64 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .layouts import CifarBatches, Idx, NmnistFolders, SvhnMat
+
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Static facts about a dataset (``input_shape`` is (C, H, W) of one sample)."""
+    """Everything minisnn knows about one dataset, in one place: its shape and classes
+    (``input_shape`` is (C, H, W) of one sample), the folder names it may sit in under a data
+    root, its homepage, the exact label histogram of each full split (checked by ``verify``),
+    and its ``layout`` - how its files lie in a folder and how a split is read
+    (:mod:`.layouts`). Its distribution files, addresses and checksums are ``REMOTE[name]``."""
 
     name: str
+    title: str            # the name people write, e.g. "Fashion-MNIST"
     input_shape: tuple
     num_classes: int
     train_count: int
     test_count: int
-    extra_count: int = 0
+    layout: object
+    folders: tuple        # subfolders of a data root that may hold it (first: where downloads go)
+    homepage: str
     classes: tuple = ()
-    kind: str = "image"  # "image" (uint8 N,C,H,W) or "events" (N-MNIST recordings)
+    kind: str = "image"   # "image" (uint8 N,C,H,W) or "events" (N-MNIST recordings)
     splits: tuple = ("train", "test")
-    title: str = ""  # the name people write, e.g. "Fashion-MNIST"
+    extra_count: int = 0
+    label_histograms: dict = field(default_factory=dict)
 
 
 _DIGITS = tuple(str(i) for i in range(10))
 
+# torchvision's layout ("MNIST/raw", "FashionMNIST/raw", "cifar-10-batches-py") is recognised.
 DATASETS = {
-    "mnist": DatasetInfo("mnist", (1, 28, 28), 10, 60000, 10000, classes=_DIGITS,
-                         title="MNIST"),
+    "mnist": DatasetInfo(
+        "mnist", "MNIST", (1, 28, 28), 10, 60000, 10000, Idx(),
+        ("mnist", "MNIST/raw", "MNIST", "raw"), "http://yann.lecun.com/exdb/mnist/",
+        classes=_DIGITS, label_histograms={
+            "train": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+            "test": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)}),
     "fashion-mnist": DatasetInfo(
-        "fashion-mnist", (1, 28, 28), 10, 60000, 10000, title="Fashion-MNIST",
+        "fashion-mnist", "Fashion-MNIST", (1, 28, 28), 10, 60000, 10000, Idx(),
+        ("fashion-mnist", "fashion_mnist", "FashionMNIST/raw", "FashionMNIST", "fashion", "raw"),
+        "https://github.com/zalandoresearch/fashion-mnist",
         classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                 "Sneaker", "Bag", "Ankle boot")),
+                 "Sneaker", "Bag", "Ankle boot"),
+        label_histograms={"train": (6000,) * 10, "test": (1000,) * 10}),
     "cifar10": DatasetInfo(
-        "cifar10", (3, 32, 32), 10, 50000, 10000, title="CIFAR-10",
+        "cifar10", "CIFAR-10", (3, 32, 32), 10, 50000, 10000, CifarBatches(),
+        ("cifar10", "cifar-10", "CIFAR10"), "https://www.cs.toronto.edu/~kriz/cifar.html",
         classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                 "ship", "truck")),
-    "svhn": DatasetInfo("svhn", (3, 32, 32), 10, 73257, 26032, extra_count=531131,
-                        classes=_DIGITS, splits=("train", "test", "extra"), title="SVHN"),
-    "nmnist": DatasetInfo("nmnist", (2, 34, 34), 10, 60000, 10000, classes=_DIGITS,
-                          kind="events", title="N-MNIST"),
+                 "ship", "truck"),
+        label_histograms={"train": (5000,) * 10, "test": (1000,) * 10}),
+    "svhn": DatasetInfo(
+        "svhn", "SVHN", (3, 32, 32), 10, 73257, 26032, SvhnMat(), ("svhn", "SVHN"),
+        "http://ufldl.stanford.edu/housenumbers/", classes=_DIGITS,
+        splits=("train", "test", "extra"), extra_count=531131),
+    "nmnist": DatasetInfo(
+        "nmnist", "N-MNIST", (2, 34, 34), 10, 60000, 10000, NmnistFolders(),
+        ("nmnist", "n-mnist", "N-MNIST", "NMNIST"), "https://www.garrickorchard.com/datasets/n-mnist",
+        classes=_DIGITS, kind="events"),
 }
 
 _ALIASES = {
@@ -65,17 +94,6 @@ _ALIASES = {
     "cifar10": "cifar10", "cifar-10": "cifar10", "cifar_10": "cifar10",
     "svhn": "svhn",
     "nmnist": "nmnist", "n-mnist": "nmnist", "n_mnist": "nmnist",
-}
-
-# Folder names under a data root that may hold a dataset (first is the canonical one);
-# "MNIST/raw", "FashionMNIST/raw" and "cifar-10-batches-py" are torchvision's layout.
-FOLDER_NAMES = {
-    "mnist": ("mnist", "MNIST/raw", "MNIST", "raw"),
-    "fashion-mnist": ("fashion-mnist", "fashion_mnist", "FashionMNIST/raw", "FashionMNIST",
-                      "fashion", "raw"),
-    "cifar10": ("cifar10", "cifar-10", "CIFAR10"),
-    "svhn": ("svhn", "SVHN"),
-    "nmnist": ("nmnist", "n-mnist", "N-MNIST", "NMNIST"),
 }
 
 # Known system-wide locations, consulted when the default root lacks the dataset.
@@ -168,12 +186,6 @@ _FASHION_MIRRORS = (
     "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
 )
 
-IDX_FILES = {
-    # split -> (images file, labels file)
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
-
 _MNIST_SUMS = {
     "train-images-idx3-ubyte.gz": (
         "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -206,7 +218,7 @@ _FASHION_SUMS = {
 
 def _idx_remote(sums, mirrors):
     out = []
-    for split, files in IDX_FILES.items():
+    for split, files in Idx.FILES.items():
         for f in files:
             md5, sha = sums[f]
             out.append(RemoteFile(f, tuple(m + f for m in mirrors), md5, sha,
@@ -245,28 +257,4 @@ REMOTE = {
                     _NMNIST_DROPBOX + "AADSKgJ2CjaBWh75HnTNZyhca/Test.zip?dl=1"),
                    md5="69ca8762b2fe404d9b9bad1103e97832", extract=True, splits=("test",)),
     ),
-}
-
-HOMEPAGES = {
-    "mnist": "http://yann.lecun.com/exdb/mnist/",
-    "fashion-mnist": "https://github.com/zalandoresearch/fashion-mnist",
-    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar.html",
-    "svhn": "http://ufldl.stanford.edu/housenumbers/",
-    "nmnist": "https://www.garrickorchard.com/datasets/n-mnist",
-}
-
-CIFAR_DIR = "cifar-10-batches-py"
-CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
-CIFAR_TEST = ("test_batch",)
-SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat", "extra": "extra_32x32.mat"}
-NMNIST_DIRS = {"train": "Train", "test": "Test"}
-
-# Exact label histograms of the full splits, used by verify() for the extracted datasets.
-LABEL_HISTOGRAMS = {
-    ("mnist", "train"): (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
-    ("mnist", "test"): (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
-    ("fashion-mnist", "train"): (6000,) * 10,
-    ("fashion-mnist", "test"): (1000,) * 10,
-    ("cifar10", "train"): (5000,) * 10,
-    ("cifar10", "test"): (1000,) * 10,
 }

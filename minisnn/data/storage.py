@@ -19,11 +19,10 @@ from pathlib import Path, PurePosixPath
 
 from ..fileio import fsync_dir
 from .errors import DatasetCorruptError, DatasetError, DatasetNotFoundError, DownloadError
-from .formats import _read_bytes, decompress_if_gzip, read_cifar_batch, read_idx_labels
-from .registry import (CIFAR_DIR, CIFAR_TEST, CIFAR_TRAIN, DATASETS, FOLDER_NAMES, HOMEPAGES,
-                       IDX_FILES, LABEL_HISTOGRAMS, NMNIST_DIRS, REMOTE, SVHN_FILES,
-                       SYSTEM_LOCATIONS, RemoteFile, builtin_data_root, canonical_name,
-                       check_split, default_data_root)
+from .formats import _read_bytes, decompress_if_gzip, list_nmnist
+from .layouts import idx_path
+from .registry import (DATASETS, REMOTE, SYSTEM_LOCATIONS, RemoteFile, builtin_data_root,
+                       canonical_name, check_split, default_data_root)
 
 DEFAULT_TIMEOUT = 60.0
 _USER_AGENT = "minisnn/0.1 (+https://pypi.org/project/minisnn)"
@@ -34,48 +33,10 @@ _USER_AGENT = "minisnn/0.1 (+https://pypi.org/project/minisnn)"
 # ---------------------------------------------------------------------------------------
 def _candidates(name, root):
     base = default_data_root() if root is None else Path(root).expanduser()
-    cands = [base] + [base / n for n in FOLDER_NAMES[name]]
+    cands = [base] + [base / n for n in DATASETS[name].folders]
     if root is None:
         cands += list(SYSTEM_LOCATIONS.get(name, ()))
     return cands
-
-
-def idx_path(folder, filename):
-    """``folder/filename`` (the .gz), or the decompressed file without ``.gz``; else None."""
-    folder = Path(folder)
-    for cand in (folder / filename, folder / filename[:-3]):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def _cifar_dir(cand):
-    for d in (cand / CIFAR_DIR, cand):
-        if (d / "data_batch_1").is_file() or (d / "test_batch").is_file():
-            return d
-    return None
-
-
-def _split_present(name, folder, split):
-    """The folder that holds ``split`` of ``name`` under candidate ``folder``, or None."""
-    folder = Path(folder)
-    if name in ("mnist", "fashion-mnist"):
-        ok = all(idx_path(folder, f) is not None for f in IDX_FILES[split])
-        return folder if ok else None
-    if name == "cifar10":
-        d = _cifar_dir(folder)
-        if d is None:
-            return None
-        files = CIFAR_TRAIN if split == "train" else CIFAR_TEST
-        return d if all((d / f).is_file() for f in files) else None
-    if name == "svhn":
-        return folder if (folder / SVHN_FILES[split]).is_file() else None
-    if name == "nmnist":
-        for sub in (NMNIST_DIRS[split], NMNIST_DIRS[split].lower()):
-            if (folder / sub).is_dir():
-                return folder / sub
-        return None
-    raise DatasetError(f"unknown dataset {name!r}")
 
 
 def locate(name, split, root=None):
@@ -84,7 +45,7 @@ def locate(name, split, root=None):
     name = canonical_name(name)
     split = check_split(name, split)
     for cand in _candidates(name, root):
-        found = _split_present(name, cand, split)
+        found = DATASETS[name].layout.find(cand, split)
         if found is not None:
             return found
     return None
@@ -94,32 +55,23 @@ def target_dir(name, root=None) -> Path:
     """Where :func:`download` puts ``name``: ``<default root>/<name>`` when root is None;
     otherwise ``root/<name>`` if that folder exists, else ``root`` itself."""
     name = canonical_name(name)
+    folders = DATASETS[name].folders
     if root is None:
-        return default_data_root() / FOLDER_NAMES[name][0]
+        return default_data_root() / folders[0]
     root = Path(root).expanduser()
-    for sub in FOLDER_NAMES[name]:
+    for sub in folders:
         if (root / sub).is_dir():
             return root / sub
-    if name == "cifar10" and root.name == CIFAR_DIR:
+    if root.name == getattr(DATASETS[name].layout, "DIR", None):   # given cifar-10-batches-py/
         return root.parent
     return root
-
-
-def _needed_files(name, split):
-    if name in ("mnist", "fashion-mnist"):
-        return list(IDX_FILES[split])
-    if name == "cifar10":
-        return [f"{CIFAR_DIR}/data_batch_1-5" if split == "train" else f"{CIFAR_DIR}/test_batch"]
-    if name == "svhn":
-        return [SVHN_FILES[split]]
-    return [f"{NMNIST_DIRS[split]}/<digit>/*.bin (unpacked from {NMNIST_DIRS[split]}.zip)"]
 
 
 def _looked_in(name, root):
     """The candidate folders, short: ``base (and sub/, sub/)`` plus system locations."""
     base = default_data_root() if root is None else Path(root).expanduser()
     others = SYSTEM_LOCATIONS.get(name, ()) if root is None else ()
-    text = f"{base}/ (and {', '.join(n + '/' for n in FOLDER_NAMES[name])})"
+    text = f"{base}/ (and {', '.join(n + '/' for n in DATASETS[name].folders)})"
     return ", ".join([text] + [f"{o}/" for o in others])
 
 
@@ -128,22 +80,24 @@ def missing_message(name, splits, root=None, reason=""):
     for), where minisnn looked, and the three ways to provide the files."""
     splits = [s for s in dict.fromkeys(("train", "test", *splits)) if s in DATASETS[name].splits]
     missing = [s for s in splits if locate(name, s, root) is None]
-    files = [f for s in missing for f in _needed_files(name, s)]
+    files = [f for s in missing for f in DATASETS[name].layout.files(s)]
     sources = []
     for r in REMOTE[name]:
         if set(r.splits) & set(missing):
-            src = HOMEPAGES[name] if r.extract else r.urls[0].rsplit("/", 1)[0] + "/"
+            src = DATASETS[name].homepage if r.extract else r.urls[0].rsplit("/", 1)[0] + "/"
             if src not in sources:
                 sources.append(src)
     env = os.environ.get("MINISNN_DATA")
+    sub = DATASETS[name].folders[0]
     lines = [reason] if reason else []
     lines += [
         f"{DATASETS[name].title} not found ({' and '.join(missing)} split{'s' if len(missing) > 1 else ''}); "
         f"looked in {_looked_in(name, root)}.",
         f"Put {', '.join(files)} (from {', '.join(sources)}) into one of:",
         "  - a folder you name: root=DIR in Python, --data-dir DIR on the command line",
-        f"  - the folder named by $MINISNN_DATA ({'now ' + env if env else 'not set'})",
-        f"  - {builtin_data_root() / FOLDER_NAMES[name][0]}/ (the default without either)",
+        f"  - the folder named by $MINISNN_DATA, or its {sub}/ subfolder "
+        + (f"(now {env}: put them in {Path(env).expanduser() / sub}/)" if env else "(not set)"),
+        f"  - {builtin_data_root() / sub}/ (the default without either)",
     ]
     return "\n".join(lines)
 
@@ -419,12 +373,12 @@ def _remove_empty(folder, top):
 
 
 def _download_into(name, splits, folder, progress, mirrors, timeout, keep_archive):
+    layout = DATASETS[name].layout
     for remote in REMOTE[name]:
         if not set(remote.splits) & set(splits):
             continue
         if remote.extract:
-            wanted = CIFAR_DIR if name == "cifar10" else NMNIST_DIRS[remote.splits[0]]
-            if all(_split_present(name, folder, s) is not None for s in remote.splits):
+            if all(layout.find(folder, s) is not None for s in remote.splits):
                 continue
             archive = folder / remote.filename
             if archive.is_file():
@@ -434,13 +388,11 @@ def _download_into(name, splits, folder, progress, mirrors, timeout, keep_archiv
                     archive.unlink()
             if not archive.is_file():
                 archive = fetch(remote, folder, progress, mirrors, timeout)
-            _extract_into(archive, folder, wanted)
+            _extract_into(archive, folder, layout.archive_dir(remote.splits[0]))
             if not keep_archive:
                 archive.unlink(missing_ok=True)
         else:
-            existing = (idx_path(folder, remote.filename) if remote.filename.endswith(".gz")
-                        else (folder / remote.filename if (folder / remote.filename).is_file()
-                              else None))
+            existing = layout.local_file(folder, remote.filename)
             if existing is not None:
                 try:
                     check_file(existing, remote.md5, remote.content_sha256)
@@ -492,65 +444,57 @@ def _short(exc):
 def verify(name, root=None, split=None) -> dict:
     """Full check of dataset ``name`` on disk; returns {file or folder: how it was checked}.
 
-    MNIST/Fashion-MNIST: .gz md5 or decompressed sha256 of every file. SVHN: md5 of each .mat.
-    CIFAR-10: the tarball's md5 if still present, and every batch parsed with exact counts and
-    label histograms. N-MNIST: the zip's md5 if present, file counts and event-size sanity.
+    Every distribution file still on disk is checked against its published checksum (for the
+    ``.gz`` files the md5 or the sha256 of the decompressed content; archives when kept), and
+    MNIST-style files against the other datasets' (so one dataset's files cannot pass as
+    another's). Then the content: the exact label histogram of each full split where the
+    registry knows it (MNIST, Fashion-MNIST, CIFAR-10), N-MNIST's recording count and sizes.
     Raises :class:`DatasetError` on the first problem.
     """
     name = canonical_name(name)
-    splits = _requested_splits(name, split)
+    info = DATASETS[name]
     report = {}
-    for s in splits:
+    for s in _requested_splits(name, split):
         folder = locate(name, s, root)
         if folder is None:
             raise DatasetNotFoundError(missing_message(name, [s], root))
-        if name in ("mnist", "fashion-mnist", "svhn"):
-            for remote in REMOTE[name]:
-                if s not in remote.splits:
-                    continue
-                path = (idx_path(folder, remote.filename) if name != "svhn"
-                        else folder / remote.filename)
-                if name != "svhn":
-                    check_identity(name, path)
-                report[str(path)] = check_file(path, remote.md5, remote.content_sha256)
-            if name != "svhn":
-                labels = read_idx_labels(idx_path(folder, IDX_FILES[s][1]), DATASETS[name].num_classes)
-                _check_histogram(name, s, labels, folder)
-        elif name == "cifar10":
-            tarball = folder.parent / REMOTE[name][0].filename
-            if tarball.is_file():
-                report[str(tarball)] = check_file(tarball, REMOTE[name][0].md5)
-            import numpy as np
-            labels = np.concatenate([read_cifar_batch(folder / f)[1] for f in
-                                     (CIFAR_TRAIN if s == "train" else CIFAR_TEST)])
-            _check_histogram(name, s, labels, folder)
-            report[f"{folder} ({s})"] = "parsed, counts and label histogram"
-        else:  # nmnist
-            remote = next(r for r in REMOTE[name] if s in r.splits)
-            archive = folder.parent / remote.filename
-            if archive.is_file():
-                report[str(archive)] = check_file(archive, remote.md5)
-            from .formats import list_nmnist
-            files = list_nmnist(folder)
-            expected = DATASETS[name].train_count if s == "train" else DATASETS[name].test_count
-            if len(files) != expected:
-                raise DatasetCorruptError(f"{folder}: {len(files)} recordings, expected "
-                                          f"{expected}; unpack {remote.filename} again")
-            bad = [p for p, _ in files if p.stat().st_size % 5]
-            if bad:
-                raise DatasetCorruptError(f"{bad[0]}: size not a multiple of 5 bytes "
-                                          f"({len(bad)} such files); unpack again")
-            report[f"{folder} ({s})"] = "file count and sizes"
+        for remote in REMOTE[name]:
+            if s not in remote.splits:
+                continue
+            path = (folder.parent / remote.filename if remote.extract
+                    else info.layout.local_file(folder, remote.filename))
+            if path is None or not path.is_file():
+                continue                            # an unpacked archive that was not kept
+            if info.layout.identified:
+                check_identity(name, path)
+            report[str(path)] = check_file(path, remote.md5, remote.content_sha256)
+        labels = info.layout.labels(folder, s, info.num_classes)
+        if labels is not None and s in info.label_histograms:
+            _check_histogram(info, s, labels, folder)
+            report[f"{folder} ({s})"] = "counts and label histogram"
+        if info.kind == "events":
+            report[f"{folder} ({s})"] = _check_recordings(info, s, folder)
     return report
 
 
-def _check_histogram(name, split, labels, folder):
+def _check_histogram(info, split, labels, folder):
     import numpy as np
 
-    want = LABEL_HISTOGRAMS.get((name, split))
-    if want is None:
-        return
-    got = tuple(int(v) for v in np.bincount(labels, minlength=10))
+    want = info.label_histograms[split]
+    got = tuple(int(v) for v in np.bincount(labels, minlength=info.num_classes))
     if got != want:
-        raise DatasetCorruptError(f"{folder}: {name} {split} label histogram {got} differs "
+        raise DatasetCorruptError(f"{folder}: {info.name} {split} label histogram {got} differs "
                                   f"from the real one {want}; download it again")
+
+
+def _check_recordings(info, split, folder):
+    files = list_nmnist(folder)
+    expected = info.train_count if split == "train" else info.test_count
+    if len(files) != expected:
+        raise DatasetCorruptError(f"{folder}: {len(files)} recordings, expected {expected}; "
+                                  f"unpack {folder.name}.zip again")
+    bad = [p for p, _ in files if p.stat().st_size % 5]
+    if bad:
+        raise DatasetCorruptError(f"{bad[0]}: size not a multiple of 5 bytes "
+                                  f"({len(bad)} such files); unpack again")
+    return "file count and sizes"
