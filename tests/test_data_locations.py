@@ -132,3 +132,31 @@ def test_real_mnist_given_as_fashion_mnist(shared_data):
         data.load("fashion-mnist", "test", root=shared_data / "mnist")
     with pytest.raises(data.DatasetCorruptError, match="Fashion-MNIST's .* not MNIST's"):
         data.verify("mnist", root=shared_data / "fashion-mnist", split="test")
+
+
+# -- the same through the command line ---------------------------------------------------------
+def _cli(*args, **env):
+    import os
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "minisnn.train", *map(str, args)],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, **env))
+
+
+def test_cli_refuses_mnist_files_as_fashion_mnist(shared_data, tmp_path):
+    proc = _cli("--dataset", "fashion-mnist", "--data-dir", shared_data / "mnist", "--no-download",
+                "--epochs", "1", "--out", tmp_path / "run")
+    assert proc.returncode == 2, proc.stderr
+    assert "this is MNIST's" in proc.stderr and "not Fashion-MNIST's" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_missing_data_names_every_file_and_the_three_ways(tmp_path):
+    proc = _cli("--model", "lenet5", "--no-download", "--epochs", "1", "--out", tmp_path / "run",
+                MINISNN_DATA=str(tmp_path / "data"))
+    assert proc.returncode == 2, proc.stderr
+    for needed in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "--data-dir DIR",
+                   f"now {tmp_path / 'data'}", str(data.builtin_data_root() / "mnist")):
+        assert needed in proc.stderr, needed
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
