@@ -1,7 +1,14 @@
 """minisnn: a small, autodiff-free NumPy/CuPy framework for training deep spiking neural networks.
 
-It implements spike-based back-propagation of Lee et al. 2020 as restated in the thesis
-"Training Spiking Neural Networks" (2023); equation numbers in the code are the thesis'.
+It implements spike-based back-propagation of Lee, Sarwar, Panda, Srinivasan and Roy,
+"Enabling spike-based backpropagation for training deep neural network architectures",
+Front. Neurosci. 14:119, 2020 (https://doi.org/10.3389/fnins.2020.00119), as restated in the
+thesis "Training Spiking Neural Networks" (P. Tsoukas, 2023); equation numbers in the code are
+the thesis'. The equations and an index from each to its function: docs/algorithm.md.
+
+Start with ``minisnn.models.build("lenet5")``, ``minisnn.data.load("mnist", "train")`` and
+``python -m minisnn.train``; ``minisnn.load(path)`` gives a trained network back from a
+checkpoint, with its preprocessing.
 """
 from .backend import Backend, DeviceError, get_backend
 from .encoding import PoissonEncoder, poisson_encode
