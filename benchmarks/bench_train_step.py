@@ -66,7 +66,7 @@ def main():
 
     def train_step(i):
         out = net.forward(x, args.T, train=True, rng_key=(0, i))
-        loss, error = mse_loss(backend.xp, out, y)
+        loss, error = mse_loss(out, y)
         net.backward(error)
         optimizer.step(net.gradients())
         return loss

@@ -57,10 +57,10 @@ def train_snn(images, labels, T, epochs, lr, batch_size, backend, seed=0, input_
         t0 = time.time()
         for step, (x, y) in enumerate(ann._device_batches(net, images, labels, batch_size, order)):
             out = net.forward(x, T, train=True, rng_key=(seed, "train", epoch, step))
-            _, error = mse_loss(net.xp, out, y)
+            _, error = mse_loss(out, y)
             net.backward(error)
             opt.step(net.gradients())
-            hits += int(correct(net.xp, out, y))
+            hits += int(correct(out, y))
             seen += len(y)
             if step % 20 == 0:
                 log(f"snn epoch {epoch + 1} step {step}: running train acc {100 * hits / seen:.1f} % "

@@ -195,11 +195,11 @@ def train(net, images, labels, epochs=1, batch_size=64, lr=0.005, momentum=0.9, 
         total_loss, hits, seen = 0.0, 0, 0
         for step, (x, y) in enumerate(_device_batches(net, images, labels, batch_size, order)):
             out = forward(net, x, train=True, rng_key=(seed, epoch, step))
-            loss, error = mse_loss(net.xp, out, y)
+            loss, error = mse_loss(out, y)
             net.backward(error)
             opt.step(net.gradients())
             total_loss += float(loss)
-            hits += int(correct(net.xp, out, y))
+            hits += int(correct(out, y))
             seen += len(y)
         history.append({"epoch": epoch + 1, "loss": total_loss / seen, "accuracy": hits / seen})
         if log:
@@ -212,7 +212,7 @@ def evaluate(net, images, labels, batch_size=256):
     """Accuracy of an ANN (single-step network) on host images."""
     hits = 0
     for x, y in _device_batches(net, images, labels, batch_size):
-        hits += int(correct(net.xp, forward(net, x), y))
+        hits += int(correct(forward(net, x), y))
     return hits / len(labels)
 
 
@@ -220,7 +220,7 @@ def evaluate_snn(net, images, labels, T, batch_size=64, seed=0):
     """Accuracy of a spiking network (converted or trained) rate-coding host images over T."""
     hits = 0
     for i, (x, y) in enumerate(_device_batches(net, images, labels, batch_size)):
-        hits += int(correct(net.xp, net.forward(x, T, rng_key=(seed, "eval", i)), y))
+        hits += int(correct(net.forward(x, T, rng_key=(seed, "eval", i)), y))
     return hits / len(labels)
 
 

@@ -1,7 +1,10 @@
-"""File-system helpers shared by checkpoints and dataset downloads."""
+"""File-system helpers shared by checkpoints, run outputs and dataset downloads."""
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from pathlib import Path
 
 
 def fsync_dir(folder):
@@ -16,3 +19,39 @@ def fsync_dir(folder):
         pass
     finally:
         os.close(fd)
+
+
+def temp_pattern(name):
+    """Glob of the temporary files :func:`atomic_path` makes for a file called ``name``."""
+    return f".{name}.*.tmp"
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a unique temporary path beside ``path``; when the block ends without error, its
+    bytes are fsync'ed and it replaces ``path`` atomically (os.replace, then the folder is
+    fsync'ed). A process killed at any moment leaves the old file or the new one, never a part;
+    on error the temporary file is removed. Concurrent writers never share a temporary name."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)        # mkstemp makes 0600; give the usual file mode
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        fsync_dir(folder)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)

@@ -14,7 +14,7 @@ the product's backward code, layer by layer and through the whole chain.
 
     twin = Linearised(net, random_gains(net, batch, rng))
     out = twin.forward(z0, T, train=True)
-    twin.backward(mse_loss(np, out, labels)[1])        # fills net.gradients()
+    twin.backward(mse_loss(out, labels)[1])        # fills net.gradients()
 """
 from __future__ import annotations
 

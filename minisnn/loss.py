@@ -12,6 +12,22 @@ is 2e: their learning rate eta corresponds to 2 * eta here.
 """
 from __future__ import annotations
 
+import sys
+
+import numpy as np
+
+
+def array_module(*arrays):
+    """The array module the arrays live in: CuPy for CuPy arrays (``cupy.get_array_module``;
+    none can exist before CuPy is imported), the strict test module for its arrays, else NumPy."""
+    for name in ("cupy", "minisnn.testing"):
+        module = sys.modules.get(name)
+        if module is not None:
+            xp = getattr(module, "strict_xp", module).get_array_module(*arrays)
+            if xp is not np:
+                return xp
+    return np
+
 
 def one_hot(xp, labels, num_classes, dtype):
     out = xp.zeros((labels.shape[0], num_classes), dtype=dtype)
@@ -19,11 +35,12 @@ def one_hot(xp, labels, num_classes, dtype):
     return out
 
 
-def mse_loss(xp, output, labels, reduction="sum"):
+def mse_loss(output, labels, reduction="sum"):
     """Return (E, dE/d output): the squared-error loss (a 0-d device array) summed over the
     batch (``reduction="sum"``, eq 3.8) or averaged over it (``"mean"``)."""
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    xp = array_module(output)
     error = output - one_hot(xp, labels, output.shape[1], output.dtype)    # eq 3.7
     if reduction == "mean":
         error = error / output.shape[0]
@@ -31,6 +48,6 @@ def mse_loss(xp, output, labels, reduction="sum"):
     return 0.5 * (error * error).sum(), error                               # eqs 3.8, 3.9
 
 
-def correct(xp, output, labels):
+def correct(output, labels):
     """Number of samples whose largest output is the label (a 0-d device array)."""
     return (output.argmax(axis=1) == labels).sum()

@@ -45,10 +45,10 @@ def check_whole_chain(net, batch=2, T=7, samples=5, seed=0):
 
     def loss():
         out = twin.forward(z0, T, train=True, rng_key=(seed,))
-        return float(mse_loss(np, out, labels)[0])
+        return float(mse_loss(out, labels)[0])
 
     out = twin.forward(z0, T, train=True, rng_key=(seed,))
-    grad_input = twin.backward(mse_loss(np, out, labels)[1])
+    grad_input = twin.backward(mse_loss(out, labels)[1])
     analytic = {key: value.copy() for key, value in net.gradients().items()}
     errors = {}
     for key, weight in net.parameters().items():

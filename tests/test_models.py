@@ -304,13 +304,13 @@ def test_whole_chain_finite_differences(name, shape, width, dropout):
 
     def loss():
         out = twin.forward(z0, T, train=True, rng_key=key)
-        return float(mse_loss(np, out, labels)[0])
+        return float(mse_loss(out, labels)[0])
 
     out = twin.forward(z0, T, train=True, rng_key=key)
     if any(isinstance(l, Dropout) for l in net.all_layers()):
         masks = [l.mask for l in net.all_layers() if isinstance(l, Dropout)]
         assert all(m is not None and (m == 0).any() for m in masks)      # the mask path is live
-    grad_z0 = twin.backward(mse_loss(np, out, labels)[1])
+    grad_z0 = twin.backward(mse_loss(out, labels)[1])
     analytic = {k: v.copy() for k, v in net.gradients().items()}
     assert set(analytic) == set(net.parameters())
 
@@ -341,7 +341,7 @@ def test_finite_difference_check_can_fail():
     z0 = rng.integers(0, 6, (2,) + COLOUR).astype(np.float64)
     labels = np.array([1, 2])
     out = twin.forward(z0, 5, train=True, rng_key=(1,))
-    twin.backward(mse_loss(np, out, labels)[1])
+    twin.backward(mse_loss(out, labels)[1])
     w = net.parameters()["block2.skip.weight"]
     g = net.gradients()["block2.skip.weight"].reshape(-1)
     i = int(np.argmax(np.abs(g)))
@@ -349,7 +349,7 @@ def test_finite_difference_check_can_fail():
     vals = []
     for s in (1, -1):
         w.reshape(-1)[i] = old + s * 1e-4
-        vals.append(float(mse_loss(np, twin.forward(z0, 5, train=True, rng_key=(1,)), labels)[0]))
+        vals.append(float(mse_loss(twin.forward(z0, 5, train=True, rng_key=(1,)), labels)[0]))
     w.reshape(-1)[i] = old
     num = (vals[0] - vals[1]) / 2e-4
     assert _relative_error(g[i], num) < 1e-6

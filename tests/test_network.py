@@ -80,7 +80,7 @@ def test_dropout_inside_a_network_silences_the_same_units_for_all_T():
 
 def _train_step(net, optimizer, x, y, T, iteration):
     out = net.forward(x, T, train=True, rng_key=(0, iteration))
-    loss, error = mse_loss(net.xp, out, y)
+    loss, error = mse_loss(out, y)
     net.backward(error)
     optimizer.step(net.gradients())
     return loss, out
@@ -95,7 +95,7 @@ def test_engine_runs_under_a_cupy_strict_array_module():
     y = backend.to_device(np.array([0, 1, 2]))
     loss, out = _train_step(net, optimizer, x, y, 6, 0)
     assert isinstance(out, backend.xp.ndarray)
-    float(loss), int(correct(backend.xp, out, y)), net.spike_rates()
+    float(loss), int(correct(out, y)), net.spike_rates()
     frames = backend.to_device(np.random.default_rng(1).integers(0, 2, (5, 3, 2, 8, 8)).astype(np.float32))
     residual_stack(backend, encoder=FrameInput()).forward(frames, train=False)
     lenet = conv_pool_stack(backend, dropout=0.2, in_ch=2, size=8)
@@ -170,7 +170,7 @@ def test_a_conv_snn_learns_a_two_class_image_task():
             idx = order[i:i + 32]
             _train_step(net, optimizer, train_x[idx], train_y[idx], T, step)
             step += 1
-    hits = sum(int(correct(np, net.forward(test_x[i:i + 64], T, rng_key=(1, i)), test_y[i:i + 64]))
+    hits = sum(int(correct(net.forward(test_x[i:i + 64], T, rng_key=(1, i)), test_y[i:i + 64]))
                for i in range(0, 256, 64))
     print(f"test accuracy after {step} steps: {hits / 256:.3f}")
     assert hits / 256 >= 0.95

@@ -17,7 +17,7 @@ SHAPES = {"lenet5": (1, 16, 16), "vgg7": (3, 32, 32), "vgg9": (3, 16, 16), "resn
 
 def _pass(net, x, labels, T=None):
     out = net.forward(x, T, train=True, rng_key=(3, 1))
-    grad_input = net.backward(mse_loss(np, out, labels)[1])
+    grad_input = net.backward(mse_loss(out, labels)[1])
     return out, grad_input, {k: v.copy() for k, v in net.gradients().items()}, net.spike_rates()
 
 

@@ -35,8 +35,6 @@ def _env(**extra):
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env.setdefault("OMP_NUM_THREADS", "1")
-    env.pop("MINISNN_TEST_PAUSE_AFTER_EPOCH", None)
-    env.pop("MINISNN_TEST_NAN_AT_EPOCH", None)
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -44,6 +42,25 @@ def _env(**extra):
 def run_cli(args, cwd, timeout=240, **env):
     return subprocess.run([sys.executable, "-m", "minisnn.train", *map(str, args)], cwd=cwd, env=_env(**env),
                           capture_output=True, text=True, timeout=timeout)
+
+
+#: Runs ``minisnn.train.main`` with a callback ``hook(net, epoch, batch)`` defined by HOOK
+#: (Python source, run after every optimiser step): the test's way into the training loop.
+DRIVER = """
+import os, signal, sys, time
+import numpy as np
+from minisnn import train
+{hook}
+sys.exit(train.main(sys.argv[1:], callbacks=[hook]))
+"""
+
+
+def driver_cmd(hook, args):
+    return [sys.executable, "-c", DRIVER.format(hook=hook), *map(str, args)]
+
+
+def run_driver(hook, args, cwd, timeout=240):
+    return subprocess.run(driver_cmd(hook, args), cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def last_json(stdout):
@@ -114,7 +131,7 @@ def test_help_explains_every_flag(tmp_path):
 
 
 def test_defaults_follow_model_and_dataset():
-    from minisnn.train import resolve_config
+    from minisnn.config import resolve as resolve_config
     c = resolve_config({"model": "lenet5"})
     assert (c["dataset"], c["timesteps"], c["batch_size"], c["optimizer"], c["milestones"], c["weight_decay"],
             c["epochs"]) == ("mnist", 50, 64, "sgd", [70, 100, 125], 5e-4, 150)
@@ -178,8 +195,8 @@ def test_resume_after_sigkill_is_bitwise_exact(fake_mnist, tmp_path):
     assert straight.returncode == 0, straight.stderr
 
     killed_dir = tmp_path / "b"
-    proc = subprocess.Popen([sys.executable, "-m", "minisnn.train", *map(str, args), "--out", str(killed_dir)],
-                            cwd=tmp_path, env=_env(MINISNN_TEST_PAUSE_AFTER_EPOCH=1),
+    pause = "def hook(net, epoch, batch):\n    if epoch == 1:\n        time.sleep(3600)"  # after epoch 1's checkpoint
+    proc = subprocess.Popen(driver_cmd(pause, [*args, "--out", killed_dir]), cwd=tmp_path, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -229,7 +246,7 @@ def test_eval_only_reproduces_the_final_test_accuracy(trained, tmp_path, fake_mn
     out, train_proc = trained
     ck_before = (out / "checkpoint.h5").read_bytes()
     proc = run_cli(["--eval-only", out / "checkpoint.h5", "--data-dir", fake_mnist, "--out", tmp_path / "ev",
-                    "--quiet"], tmp_path)
+                    "--limit-test", 64, "--quiet"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     summary = last_json(proc.stdout)
     assert summary["test_accuracy"] == last_json(train_proc.stdout)["test_accuracy"]
@@ -281,12 +298,14 @@ def test_nan_loss_from_absurd_lr_stops_with_status_3(fake_mnist, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["status"].startswith("failed")
 
 
-def test_nan_loss_keeps_the_last_good_checkpoint(fake_mnist, tmp_path):
+def test_nan_weights_keep_the_last_good_checkpoint(fake_mnist, tmp_path):
     out = tmp_path / "run"
-    proc = run_cli(["--data-dir", fake_mnist, "--epochs", 2, "--limit-train", 64, "--limit-test", 32,
-                    "--out", out, *TINY], tmp_path, MINISNN_TEST_NAN_AT_EPOCH=1)
-    assert proc.returncode == 3
-    assert "last good checkpoint" in error_line(proc)
+    poison = "def hook(net, epoch, batch):\n    if epoch == 1:\n        net.parameters()['fc1.weight'][0, 0] = np.nan"
+    proc = run_driver(poison, ["--data-dir", fake_mnist, "--epochs", 2, "--limit-train", 64, "--limit-test", 32,
+                               "--out", out, *TINY], tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    line = error_line(proc)
+    assert "last good checkpoint" in line and "weight became NaN or infinite" in line
     ck = C.load(out / "checkpoint.h5")
     assert ck.epoch == 1
     assert all(np.isfinite(w).all() for w in ck.weights.values())
@@ -314,6 +333,7 @@ def _misfit(src, dst):
         config = json.loads(h5.attrs["config"])
         config["width"] = 0.5
         h5.attrs["config"] = json.dumps(config)
+        h5.attrs["digest"] = C._digest(h5)          # a consistent file, only the model differs
 
 
 @pytest.mark.parametrize("mode", ["--resume", "--eval-only"])
@@ -341,8 +361,9 @@ def test_bad_checkpoint_exits_2(trained, fake_mnist, tmp_path, mode, make, expec
 # N-MNIST: event frames fed as spike trains
 # ------------------------------------------------------------------------------------------
 
-def _nmnist_bin(rng, digit, n=300):
-    """One recording in the 40-bit N-MNIST format; events cluster in a digit-dependent column."""
+def _nmnist_bin(rng, digit, n=3000):
+    """One recording in the 40-bit N-MNIST format; events cluster in a digit-dependent column
+    (dense enough that spikes reach the output layer of a width-0.25 LeNet5)."""
     x = np.clip(rng.normal(3 + 3 * digit, 1.5, n), 0, 33).astype(np.int64)
     y = rng.integers(0, 34, n)
     p = rng.integers(0, 2, n)
@@ -379,9 +400,20 @@ def test_mean_loss_reduction_is_the_summed_loss_over_batch():
     rng = np.random.default_rng(1)
     out = rng.random((8, 10)).astype(np.float64)
     labels = rng.integers(0, 10, 8)
-    e_sum, g_sum = mse_loss(np, out, labels)
-    e_mean, g_mean = mse_loss(np, out, labels, "mean")
+    e_sum, g_sum = mse_loss(out, labels)
+    e_mean, g_mean = mse_loss(out, labels, "mean")
     assert np.isclose(float(e_mean) * 8, float(e_sum))
     assert np.allclose(g_mean * 8, g_sum)
     with pytest.raises(ValueError, match="reduction"):
-        mse_loss(np, out, labels, "max")
+        mse_loss(out, labels, "max")
+
+
+def test_loss_takes_the_array_module_from_the_arrays():
+    from minisnn.loss import array_module, correct, mse_loss
+    from minisnn.testing import strict_backend, strict_xp
+    be = strict_backend("float64")
+    out = be.to_device(np.random.default_rng(0).random((4, 10)))
+    labels = be.to_device(np.array([1, 2, 3, 4]), dtype=np.int64)
+    assert array_module(out) is strict_xp and array_module(np.zeros(2)) is np
+    loss, error = mse_loss(out, labels)               # a strict array: no host NumPy mixed in
+    assert isinstance(error, strict_xp.ndarray) and 0 <= int(correct(out, labels)) <= 4

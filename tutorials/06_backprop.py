@@ -88,7 +88,7 @@ tiny = Network([Linear(4, 3, name="fc1"), LIF(1.0, 0.99, name="lif1"), Output(3,
 x = rng.random((B, 4))
 labels = np.array([0, 1])
 out = tiny.forward(x, T, train=True, rng_key=(0,))
-E, e = mse_loss(xp, out, labels)
+E, e = mse_loss(out, labels)
 tiny.backward(e)
 
 W1, WL = tiny.parameters()["fc1.weight"], tiny.parameters()["output.weight"]
@@ -138,10 +138,10 @@ print("rates:", {k: round(v, 3) for k, v in conv.spike_rates().items()})
 
 
 def linear_loss():
-    return float(mse_loss(xp, twin.forward(z0, T, train=True), labels)[0])
+    return float(mse_loss(twin.forward(z0, T, train=True), labels)[0])
 
 
-_, e = mse_loss(xp, twin.forward(z0, T, train=True), labels)
+_, e = mse_loss(twin.forward(z0, T, train=True), labels)
 twin.backward(e)
 worst = 0.0
 for name, W in conv.parameters().items():
@@ -227,7 +227,7 @@ def bptt(net, spikes, labels, leak=0.99, threshold=1.0):
         U2 *= 1 - o2s[t]
         UL = leak * UL + o2s[t] @ WL.T
     out = UL / steps
-    _, e = mse_loss(np, out, labels)
+    _, e = mse_loss(out, labels)
     # the per-neuron multipliers (grad_cal / V_th), from counts and leaky traces
     def multiplier(o):
         trace = np.tensordot(leak ** np.arange(steps - 1, -1, -1.0), o, axes=(0, 0))
@@ -256,7 +256,7 @@ def compare(net, step):
     net.encoder = FrameInput()                      # this pass takes the spike train as given
     out = net.forward(spikes, train=True)
     net.encoder = PoissonEncoder()
-    _, e = mse_loss(xp, out, labels)
+    _, e = mse_loss(out, labels)
     net.backward(e)
     ours = {k: v.copy() for k, v in net.gradients().items()}
     theirs, out_ref, (o1s, o2s) = bptt(net, spikes, labels)
@@ -305,7 +305,7 @@ assert results["fc2.weight"][0] > 0.9 and results["fc1.weight"][0] > 0.8, result
 opt = SGD(fc.parameters(), lr=0.64 / B)                # E is summed over the batch: lr ~ 1/B
 for step in range(1, 16 if FAST else 60):
     out = fc.forward(images, T, train=True, rng_key=(step,))
-    _, e = mse_loss(xp, out, labels)
+    _, e = mse_loss(out, labels)
     fc.backward(e)
     opt.step(fc.gradients())
 ours, theirs, *_ = compare(fc, 999)

@@ -186,10 +186,10 @@ labels = rng.integers(0, 3, B)
 
 
 def loss():
-    return float(mse_loss(xp, twin.forward(z0, T, train=True), labels)[0])
+    return float(mse_loss(twin.forward(z0, T, train=True), labels)[0])
 
 
-_, e = mse_loss(xp, twin.forward(z0, T, train=True), labels)
+_, e = mse_loss(twin.forward(z0, T, train=True), labels)
 grad_input = twin.backward(e)
 grads = {k: v.copy() for k, v in res.gradients().items()}
 worst = {}
@@ -226,7 +226,7 @@ quiet.forward(rng.random((B, 4, 8, 8)), T, train=True, rng_key=(7,))
 rates = quiet.spike_rates()
 print("rates with W_a = 0:", {k: round(v, 3) for k, v in rates.items()})
 assert rates["block1.lif_a"] == 0 and rates["block1.lif_b"] > 0.05
-_, e = mse_loss(xp, quiet.layers[-1].output(), np.zeros(B, dtype=np.int64))
+_, e = mse_loss(quiet.layers[-1].output(), np.zeros(B, dtype=np.int64))
 g = quiet.backward(e)
 assert np.abs(g).sum() > 0 and np.all(quiet.gradients()["block1.conv_a.weight"] == 0)
 

@@ -122,7 +122,7 @@ def evaluate(epoch):
     hits = 0
     for b, (x, y) in enumerate(test_batches.epoch(0)):
         out = net.forward(x, T, train=False, rng_key=(1, "test", epoch, b))
-        hits += int(correct(xp, out, y))
+        hits += int(correct(out, y))
     return hits / test_batches.num_samples
 
 
@@ -141,11 +141,11 @@ for epoch in range(EPOCHS):
     schedule.set_epoch(epoch)
     for b, (x, y) in enumerate(train_batches.epoch(epoch)):
         out = net.forward(x, T, train=True, rng_key=(0, "train", epoch, b))
-        loss, error = mse_loss(xp, out, y)
+        loss, error = mse_loss(out, y)
         net.backward(error)
         opt.step(net.gradients())
         history["batch_loss"].append(float(loss) / len(y))
-        history["batch_acc"].append(int(correct(xp, out, y)) / len(y))
+        history["batch_acc"].append(int(correct(out, y)) / len(y))
         if b % 10 == 0:
             print(f"epoch {epoch + 1} batch {b:3d}: loss/sample {history['batch_loss'][-1]:.4f}, "
                   f"batch accuracy {history['batch_acc'][-1]:.2f}, rates "

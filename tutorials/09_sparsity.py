@@ -92,11 +92,11 @@ rates, accuracy = [], []
 for epoch in range(EPOCHS):
     for b, (x, y) in enumerate(batches.epoch(epoch)):
         out = net.forward(x, T, train=True, rng_key=(1, "train", epoch, b))
-        _, e = mse_loss(xp, out, y)
+        _, e = mse_loss(out, y)
         net.backward(e)
         opt.step(net.gradients())
         rates.append(net.spike_rates())
-        accuracy.append(int(correct(xp, out, y)) / len(y))
+        accuracy.append(int(correct(out, y)) / len(y))
 report_after = energy.measure(net, [probe], T, seed=0, model="lenet5")
 names = list(rates[0])
 print(f"{SOURCE}, {len(rates)} batches; batch accuracy {np.mean(accuracy[:5]):.2f} -> {np.mean(accuracy[-5:]):.2f}")

@@ -1,0 +1,97 @@
+"""SIGINT and SIGTERM during ``python -m minisnn.train``: a resumable mid-epoch checkpoint, the
+resume command, metrics.json "interrupted", exit 130/143, and a resumed run bitwise equal to an
+uninterrupted one. Subprocesses on a tiny synthetic MNIST (a few seconds each)."""
+import json
+import signal
+import subprocess
+
+import numpy as np
+import pytest
+
+from minisnn import checkpoint as C
+from test_train import TINY, _env, _synthetic, _write_idx, driver_cmd, last_json, run_cli, run_driver
+
+ARGS = ["--epochs", 2, "--limit-train", 80, "--limit-test", 16, "--val-split", 0.2, "--dropout", 0.2,
+        "--momentum", 0.9, "--lr", 0.003, "--seed", 3, *TINY]          # 4 batches per epoch
+
+
+@pytest.fixture(scope="module")
+def mnist(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data") / "mnist"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    _write_idx(folder, "train", *_synthetic(96, rng))
+    _write_idx(folder, "t10k", *_synthetic(32, rng))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def straight(mnist, tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight") / "run"
+    proc = run_cli(["--data-dir", mnist, "--out", out, *ARGS], out.parent)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def assert_same_run(a, b):
+    ca, cb = C.load(a / "checkpoint.h5"), C.load(b / "checkpoint.h5")
+    assert ca.epoch == cb.epoch == 2 and ca.optimizer["steps"] == cb.optimizer["steps"]
+    for key in ca.weights:
+        assert np.array_equal(ca.weights[key], cb.weights[key]), key
+        assert np.array_equal(ca.optimizer["buffers"]["momentum"][key], cb.optimizer["buffers"]["momentum"][key])
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    for ra, rb in zip(ma["epochs"], mb["epochs"], strict=True):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_accuracy", "spike_rates"):
+            assert ra[key] == rb[key], key
+
+
+@pytest.mark.parametrize("signum,epoch,batch", [
+    (signal.SIGINT, 0, 1),           # mid-epoch
+    (signal.SIGTERM, 1, 3),          # after the last batch, before the evaluation
+])
+def test_signal_saves_a_checkpoint_that_resumes_bitwise(mnist, straight, tmp_path, signum, epoch, batch):
+    out = tmp_path / "run"
+    hook = (f"def hook(net, epoch, batch):\n    if (epoch, batch) == ({epoch}, {batch}):\n"
+            f"        os.kill(os.getpid(), {int(signum)})")
+    proc = run_driver(hook, ["--data-dir", mnist, "--out", out, *ARGS], tmp_path)
+    assert proc.returncode == 128 + signum, proc.stderr
+    saved = out / "interrupted.h5"
+    assert str(saved) in proc.stderr and f"python -m minisnn.train --resume {saved}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert json.loads((out / "metrics.json").read_text())["status"] == "interrupted"
+    assert last_json(proc.stdout)["status"] == "interrupted"
+    assert C.run_state(C.load(saved))[2]["batches"] == batch + 1
+
+    resumed = run_cli(["--resume", saved, "--quiet"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not saved.exists()                       # superseded by the epoch's checkpoint
+    assert_same_run(straight, out)
+
+
+def test_sigint_from_outside_while_training(mnist, tmp_path):
+    out = tmp_path / "run"
+    hook = "def hook(net, epoch, batch):\n    print('step', flush=True)\n    time.sleep(0.2)"
+    proc = subprocess.Popen(driver_cmd(hook, ["--data-dir", mnist, "--out", out, *ARGS]), cwd=tmp_path, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while proc.stdout.readline().strip() != "step":
+            assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stderr and "Traceback" not in stderr
+    assert C.load(out / "interrupted.h5").epoch == 0
+
+
+def test_interrupt_before_training_is_one_line(mnist, tmp_path):
+    code = ("import os, signal, sys\nfrom minisnn import train\nimport minisnn.data.pipeline as P\n"
+            "def load(*a, **k):\n    os.kill(os.getpid(), signal.SIGINT)\n"
+            "P.load_run_data = load\nsys.exit(train.main(sys.argv[1:]))\n")
+    out = tmp_path / "run"
+    proc = subprocess.run(["python", "-c", code, "--data-dir", str(mnist), "--out", str(out), *map(str, ARGS)],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130
+    assert "before training started" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
