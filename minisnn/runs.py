@@ -50,8 +50,13 @@ class Signals:
         self.pending, self.deferring = None, False
 
     def install(self):
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, self._handle)
+        """Handle SIGINT and SIGTERM; returns the previous handlers (for :meth:`restore`)."""
+        return {signum: signal.signal(signum, self._handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore(self, previous):
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        self.pending, self.deferring = None, False
 
     def _handle(self, signum, frame):
         if self.deferring and self.pending is None:

@@ -260,14 +260,13 @@ def main(argv=None, callbacks=()):
     from .data import DatasetError
     from .runs import RunFolderError
 
-    SIGNALS.install()
+    previous = SIGNALS.install()
     try:
         given = parse_args(argv)
+        given["_argv"] = list(sys.argv[1:] if argv is None else argv)
+        return _main(given, callbacks)
     except SystemExit as exc:       # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    given["_argv"] = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return _main(given, callbacks)
     except (ConfigError, CheckpointError, DeviceError, DatasetError, RunFolderError) as exc:
         return _fail(exc)
     except Stop as exc:
@@ -275,6 +274,8 @@ def main(argv=None, callbacks=()):
     except Interrupted as exc:
         print(f"minisnn.train: {exc} received before training started; nothing to resume", file=sys.stderr)
         return 128 + exc.signum
+    finally:
+        SIGNALS.restore(previous)
 
 
 def _main(given, callbacks):

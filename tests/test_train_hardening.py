@@ -7,7 +7,6 @@ ones about processes and locks run the command line in subprocesses.
 import errno
 import json
 import shutil
-import signal
 import subprocess
 
 import h5py
@@ -29,16 +28,6 @@ def mnist(tmp_path_factory):
     _write_idx(folder, "train", *_synthetic(96, rng))
     _write_idx(folder, "t10k", *_synthetic(32, rng))
     return folder
-
-
-@pytest.fixture(autouse=True)
-def _restore_signals():
-    """main() installs its SIGINT/SIGTERM handlers; give pytest its own back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, handler in saved.items():
-        signal.signal(s, handler)
-    train.SIGNALS.pending, train.SIGNALS.deferring = None, False
 
 
 def main(*args, callbacks=()):
@@ -353,3 +342,10 @@ def test_execution_may_change_on_resume_and_reaches_the_network(finished, tmp_pa
     assert main("--resume", finished / "checkpoint.h5", "--epochs", 2, "--execution", "dense",
                 "--out", tmp_path / "r", "--quiet") == 0
     assert seen == ["dense"]
+
+
+def test_main_gives_back_the_signal_handlers_it_found():
+    import signal
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    assert main("--help") == 0 and main("--gamma", "0") == 2
+    assert {s: signal.getsignal(s) for s in before} == before
