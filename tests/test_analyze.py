@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from minisnn import analyze
-from minisnn.data import Standardize, channel_stats, load, subset
+from minisnn.data import Standardize, channel_stats, load
 from test_data_formats import write_cifar, write_mnist, write_nmnist
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,6 @@ exception escapes bare.
 """
 from __future__ import annotations
 
-import gzip
 import importlib
 import io
 import os
