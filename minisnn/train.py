@@ -33,7 +33,8 @@ EXIT_STATUS = {
     1: "unexpected error (a bug: the traceback says where)",
     2: "bad input: flag, device, dataset, checkpoint, or a run folder in use or already holding a run",
     3: "weights, optimiser state or loss became NaN/inf (the last good checkpoint is kept)",
-    4: "dead network: no spike reached the output layer during a whole epoch (last good checkpoint kept)",
+    4: "dead network: no spike reached the output layer during a whole epoch after spikes did in an earlier "
+       "one (the last good checkpoint is kept)",
     5: "cannot write the run folder: disk full, read-only, ... (the last good checkpoint is kept)",
     130: "interrupted by SIGINT (Ctrl-C): a resumable checkpoint is saved and the resume command printed",
     143: "terminated by SIGTERM: as 130",
@@ -129,6 +130,11 @@ def evaluate(net, iterator, config, split, epoch, frames, quiet=False):
     return {**meter.result(), "seconds": time.perf_counter() - start}
 
 
+def _output_input(rates):
+    """Spike rate of the layer feeding the output layer (the last spiking layer), None if unknown."""
+    return list(rates.values())[-1] if rates else None
+
+
 def check_finite_state(net, opt, where):
     """Stop when a weight or optimiser buffer holds NaN/inf: one float64 sum per array, one sync."""
     xp = net.xp
@@ -205,10 +211,12 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
                 bar.close()
             net.backend.synchronize()
             train = meter.result()
-            if train["spike_rates"] and list(train["spike_rates"].values())[-1] == 0:
-                raise Stop(f"no spike reached the output layer during epoch {epoch + 1} (lr {opt.lr:g}): the "
-                           "network is silent and cannot learn; lower --lr (or, silent from the start, raise "
-                           "--timesteps, --encoding-scale or --width)", EXIT_DEAD)
+            if _output_input(train["spike_rates"]) == 0:
+                if any(_output_input(r.get("spike_rates", {}).get("train", {})) for r in history):
+                    raise Stop(f"no spike reached the output layer during epoch {epoch + 1} though spikes did before "
+                               f"(lr {opt.lr:g}): the network died and cannot learn; lower --lr", EXIT_DEAD)
+                print(f"warning: no spike reached the output layer during epoch {epoch + 1}: the network is silent "
+                      "and cannot learn; raise --timesteps, --encoding-scale or --width", file=sys.stderr, flush=True)
             row = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
                    "val_loss": None, "val_accuracy": None, "test_loss": None, "test_accuracy": None,
                    "train_seconds": meter.seconds, "train_images_per_s": train["samples"] / max(meter.seconds, 1e-9),

@@ -128,8 +128,14 @@ def test_dead_network_stops_with_status_4_and_keeps_the_last_good_checkpoint(mni
     assert main("--data-dir", mnist, "--epochs", 3, "--out", out, *TRAIN,
                 callbacks=[lambda net, e, b: e == 0 and b == 2 and silence(net, e, b),
                            lambda net, e, b: e > 0 and silence(net, e, b)]) == 4
-    assert "no spike reached the output layer during epoch 2" in one_error(capsys)
+    assert "no spike reached the output layer during epoch 2 though spikes did before" in one_error(capsys)
     assert C.load(out / "checkpoint.h5").epoch == 1
+
+
+def test_network_silent_from_the_start_is_warned_about(mnist, tmp_path, capsys):
+    assert main("--data-dir", mnist, "--epochs", 2, "--encoding-scale", 1e-9, "--out", tmp_path / "run", *TRAIN) == 0
+    err = capsys.readouterr().err
+    assert "warning: no spike reached the output layer during epoch 1" in err and "epoch 2" in err
 
 
 @pytest.mark.parametrize("mode", ["--resume", "--eval-only"])
