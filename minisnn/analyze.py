@@ -27,14 +27,16 @@ import datetime as _dt
 import errno
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 
 SWEEP_T = (10, 20, 35, 50, 70, 100, 120)
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+# the exit codes of python -m minisnn.train with the same meanings
+EXIT_BAD_INPUT, EXIT_OUTPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 5, 130, 143
 
 DESCRIPTION = """\
 Spike rates, synaptic operations (SOPs) and energy per inference of a trained spiking
@@ -54,8 +56,12 @@ report), rates.png (spike rate per layer), energy.png (SOPs against MACs per lay
 energy totals) and, with --sweep, sweep.png (accuracy and energy against T). The last line
 printed is the report as one JSON object.
 
-exit status: 0 done; {EXIT_BAD_INPUT} bad input (missing or corrupt checkpoint, missing or corrupt
-data, unavailable device, invalid flag, output folder not writable); {EXIT_INTERRUPTED} interrupted."""
+exit status:
+    0  done
+    {EXIT_BAD_INPUT}  bad input: flag, device, missing or corrupt checkpoint or data
+    {EXIT_OUTPUT}  cannot write the output folder (read-only, disk full, ...)
+  {EXIT_INTERRUPTED}  interrupted by SIGINT (Ctrl-C)
+  {EXIT_TERMINATED}  terminated by SIGTERM"""
 
 
 class UsageError(ValueError):
@@ -281,16 +287,32 @@ def _fail(message, status=EXIT_BAD_INPUT):
     return status
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated
+
+
 def main(argv=None):
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:       # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return run(args)
     except KeyboardInterrupt:
         print("minisnn.analyze: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    except _Terminated:
+        print("minisnn.analyze: terminated", file=sys.stderr, flush=True)
+        return EXIT_TERMINATED
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run(args):
@@ -323,7 +345,7 @@ def run(args):
             raise PermissionError(errno.EACCES, "permission denied")
     except OSError as exc:
         return _fail(f"cannot write the analysis to {out}/ ({exc.strerror or exc}); "
-                     "choose another folder with --out")
+                     "choose another folder with --out", EXIT_OUTPUT)
 
     def progress(label):
         return lambda batches, total: tqdm(batches, total=total, desc=label, unit="batch",
@@ -355,7 +377,7 @@ def run(args):
                 plot_sweep(report["sweep"], out,
                            f"{info['model']} on {info['dataset']}: accuracy vs T")
     except OSError as exc:
-        return _fail(f"cannot write the analysis to {out}/ ({exc.strerror or exc})")
+        return _fail(f"cannot write the analysis to {out}/ ({exc.strerror or exc})", EXIT_OUTPUT)
     print(f"wrote {out}/analysis.json" + ("" if args.no_plots else " and plots"), flush=True)
     summary = {k: v for k, v in report.items() if k not in ("caveats", "config")}
     print(json.dumps(summary, default=str))

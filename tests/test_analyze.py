@@ -56,7 +56,8 @@ def test_help_is_plain_text_with_every_default(capsys):
     text = capsys.readouterr().out
     assert "``" not in text and "::" not in text and ":func:" not in text
     assert "checkpoint.h5" in text and "last.h5" not in text
-    assert "exit status: 0" in text and "2 bad input" in text and "130 interrupted" in text
+    for code in ("0  done", "2  bad input", "5  cannot write", "130  interrupted", "143  terminated"):
+        assert code in text, code
     for action in analyze.parser()._actions:
         if action.dest != "help":
             assert action.help, action.dest
@@ -143,7 +144,6 @@ def test_event_data_is_binned_per_t(tmp_path, capsys):
     (["init:lenet5:nosuchdata"], "unknown dataset"),
     (["{ckpt}", "--split", "extra"], "no split 'extra'"),
     (["{ckpt}", "--data-dir", "{folder}"], "MNIST not found"),
-    (["{ckpt}", "--out", "{junk}"], "cannot write the analysis to"),
 ])
 def test_bad_input_one_line_exit_2(mnist_run, tmp_path, capsys, args, message):
     ckpt, data_dir = mnist_run
@@ -165,13 +165,34 @@ def test_bad_flags_exit_2(capsys, flags):
     assert status == 2 and "error:" in err and "Traceback" not in err
 
 
-def test_interrupt_exits_130(mnist_run, capsys, monkeypatch):
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-    monkeypatch.setattr(analyze, "analyse", interrupted)
+def test_unwritable_output_exits_5(mnist_run, tmp_path, capsys):
     ckpt, data_dir = mnist_run
-    status, _, err = _run(capsys, ckpt, "--data-dir", data_dir, "--quiet", "--no-plots")
-    assert status == 130 and "interrupted" in err
+    (tmp_path / "file").write_bytes(b"")
+    status, _, err = _run(capsys, ckpt, "--data-dir", data_dir, "--out", tmp_path / "file" / "an",
+                          "--quiet")
+    assert status == 5 and err.count("\n") == 1
+    assert err.startswith(f"minisnn.analyze: error: cannot write the analysis to {tmp_path}")
+
+
+def test_exit_codes_match_train():
+    from minisnn import train
+    assert (analyze.EXIT_BAD_INPUT, analyze.EXIT_OUTPUT) == (train.EXIT_BAD_INPUT, train.EXIT_OUTPUT)
+
+
+@pytest.mark.parametrize("signal_name, status, word", [("SIGINT", 130, "interrupted"),
+                                                       ("SIGTERM", 143, "terminated")])
+def test_signals_exit_130_and_143(mnist_run, capsys, monkeypatch, signal_name, status, word):
+    import os
+    import signal
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), getattr(signal, signal_name))
+    monkeypatch.setattr(analyze, "analyse", signalled)
+    before = signal.getsignal(signal.SIGTERM)
+    ckpt, data_dir = mnist_run
+    got, _, err = _run(capsys, ckpt, "--data-dir", data_dir, "--quiet", "--no-plots")
+    assert got == status and word in err
+    assert signal.getsignal(signal.SIGTERM) is before       # the handler is given back
 
 
 def test_cli_corrupt_checkpoint_no_traceback(tmp_path):
