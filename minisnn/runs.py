@@ -126,7 +126,7 @@ class RunFolder:
         return self.path / name
 
     def holds_run(self):
-        return any((self.path / name).exists() for name in ("metrics.json", "checkpoint.h5"))
+        return any((self.path / name).exists() for name in ("metrics.json", "checkpoint.h5", "interrupted.h5"))
 
     def open(self, *, fresh=False, overwrite=False):
         """Create and lock the folder and remove temporary files that killed runs left. ``fresh``
@@ -150,8 +150,10 @@ class RunFolder:
                         orphan.unlink()
         if fresh and self.holds_run():
             if not overwrite:
-                raise RunFolderError(f"run folder {self.path} already holds a run; continue it with --resume "
-                                     f"{self.path / 'checkpoint.h5'}, choose another --out, or pass --overwrite")
+                last = next((self.path / n for n in ("interrupted.h5", "checkpoint.h5") if (self.path / n).exists()), None)
+                resume = f"continue it with --resume {last}, " if last else ""
+                raise RunFolderError(f"run folder {self.path} already holds a run; {resume}choose another --out, "
+                                     "or pass --overwrite")
             for name in RUN_FILES:
                 with contextlib.suppress(FileNotFoundError):
                     (self.path / name).unlink()

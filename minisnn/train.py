@@ -59,8 +59,8 @@ def build_parser():
 
     resumable = [f"--{k.replace('_', '-')}" for k, knob in KNOBS.items() if not knob.experiment]
     epilog = ("with --resume only these flags may be given: " + ", ".join(resumable)
-              + ", --out, --quiet, --no-download; with --eval-only also --"
-              + ", --".join(k.replace("_", "-") for k in EVAL_MAY_CHANGE)
+              + ", --out, --quiet, --no-download (others only with the checkpoint's value); with --eval-only "
+              "also --" + ", --".join(k.replace("_", "-") for k in EVAL_MAY_CHANGE)
               + ".\n\nexit status:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_STATUS.items())
               + "\n\nThe last line printed on stdout is a JSON summary.")
     p = argparse.ArgumentParser(

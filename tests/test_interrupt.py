@@ -61,6 +61,8 @@ def test_signal_saves_a_checkpoint_that_resumes_bitwise(mnist, straight, tmp_pat
     assert json.loads((out / "metrics.json").read_text())["status"] == "interrupted"
     assert last_json(proc.stdout)["status"] == "interrupted"
     assert C.run_state(C.load(saved))[2]["batches"] == batch + 1
+    fresh = run_cli(["--data-dir", mnist, "--out", out, *ARGS], tmp_path)      # a new run would overwrite it
+    assert fresh.returncode == 2 and f"--resume {saved}" in fresh.stderr
 
     resumed = run_cli(["--resume", saved, "--quiet"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
