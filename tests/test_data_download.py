@@ -5,6 +5,7 @@ import http.server
 import io
 import tarfile
 import threading
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -198,6 +199,46 @@ def test_safe_extract_refuses(tmp_path, kind):
     with pytest.raises(data.DatasetCorruptError, match="escapes|link"):
         data.safe_extract(archive, dest)
     assert not (tmp_path / "evil").exists() and _leftovers(dest) == []
+
+
+def test_safe_extract_refuses_a_zip_bomb_before_writing(tmp_path):
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        with zf.open("Train/0/00001.bin", "w") as fh:
+            for _ in range(512):
+                fh.write(bytes(1 << 20))
+    assert archive.stat().st_size < (1 << 20)          # ~0.5 MB declaring 512 MiB
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with pytest.raises(data.DatasetCorruptError, match=r"1 members declaring 536870912 bytes.*"
+                       r"268435456 bytes.*download it again") as info:
+        data.safe_extract(archive, dest, max_bytes=256 << 20)
+    assert str(archive) in str(info.value) and _leftovers(dest) == []
+
+
+def test_safe_extract_refuses_too_many_members(tmp_path):
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(_cifar_tarball())               # 6 batches
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with pytest.raises(data.DatasetCorruptError, match="6 members .* more than the 5 members"):
+        data.safe_extract(archive, dest, max_members=5)
+    assert _leftovers(dest) == []
+    data.safe_extract(archive, dest, max_members=6)
+    assert len(_leftovers(dest / "cifar-10-batches-py")) == 6
+
+
+def test_identity_check_does_not_read_a_large_plain_file_whole(tmp_path):
+    p = tmp_path / "train-images-idx3-ubyte"
+    with open(p, "wb") as fh:                           # sparse: costs no disk
+        fh.truncate(data.formats.IDX_MAX_BYTES + 1)
+    tracemalloc.start()
+    try:
+        data.check_identity("mnist", p)                 # no published file: nothing to refuse
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak / 2 ** 20:.0f} MiB"
 
 
 def test_safe_extract_zip_traversal(tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from ..fileio import fsync_dir
 from .errors import DatasetCorruptError, DatasetError, DatasetNotFoundError, DownloadError
-from .formats import _read_bytes, decompress_if_gzip, list_nmnist
+from .formats import IDX_MAX_BYTES, _read_bytes, decompress_if_gzip, list_nmnist
 from .layouts import idx_path
 from .registry import (DATASETS, REMOTE, SYSTEM_LOCATIONS, RemoteFile, builtin_data_root,
                        canonical_name, check_split, default_data_root)
@@ -132,7 +132,7 @@ def check_file(path, md5=None, content_sha256=None):
     got_sha = None
     if content_sha256 is not None:
         try:
-            content = decompress_if_gzip(_read_bytes(path), path)
+            content = decompress_if_gzip(_read_bytes(path, IDX_MAX_BYTES), path)
         except DatasetCorruptError:
             content = None
         if content is not None:
@@ -172,7 +172,7 @@ def check_identity(name, path):
     found = known.get(file_md5(path))
     if found is None:
         try:
-            found = known.get(hashlib.sha256(decompress_if_gzip(_read_bytes(path), path)).hexdigest())
+            found = known.get(hashlib.sha256(decompress_if_gzip(_read_bytes(path, IDX_MAX_BYTES), path)).hexdigest())
         except DatasetCorruptError:
             return
     if found is not None and found != expected:
@@ -265,13 +265,26 @@ def _check_member(name, dest):
         raise DatasetCorruptError(f"archive member {name!r} escapes the destination folder")
 
 
-def safe_extract(archive, dest):
-    """Unpack a .tar(.gz) or .zip into ``dest`` refusing path traversal, links, devices."""
+def _check_totals(archive, sizes, max_bytes, max_members):
+    """Refuse an archive whose members, by their declared sizes, unpack to too much."""
+    count, total = len(sizes), sum(sizes)
+    if count > max_members or total > max_bytes:
+        raise DatasetCorruptError(
+            f"{archive}: {count} members declaring {total} bytes in all, more than the "
+            f"{max_members} members and {max_bytes} bytes a dataset archive may unpack to "
+            "(a corrupt or hostile file); delete it and download it again")
+
+
+def safe_extract(archive, dest, max_bytes=2 << 30, max_members=200_000):
+    """Unpack a .tar(.gz) or .zip into ``dest`` refusing path traversal, links, devices, and
+    archives whose members declare more than ``max_bytes`` in all or number more than
+    ``max_members`` (checked before anything is written)."""
     archive, dest = Path(archive), Path(dest)
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
                 infos = zf.infolist()
+                _check_totals(archive, [i.file_size for i in infos], max_bytes, max_members)
                 for info in infos:
                     _check_member(info.filename, dest)
                     mode = (info.external_attr >> 16) & 0o170000
@@ -282,6 +295,7 @@ def safe_extract(archive, dest):
         else:
             with tarfile.open(archive, "r:*") as tf:
                 members = tf.getmembers()
+                _check_totals(archive, [m.size for m in members], max_bytes, max_members)
                 for m in members:
                     _check_member(m.name, dest)
                     if not (m.isfile() or m.isdir()):
