@@ -29,6 +29,8 @@ def parse_args():
     ap.add_argument("--threads", type=int, default=2, help="CPU worker threads")
     ap.add_argument("--time-chunk", type=int, default=10, help="time steps per chunk")
     ap.add_argument("--input-shape", default=None, help="C,H,W (default: the model's dataset)")
+    ap.add_argument("--execution", choices=["auto", "dense", "event"], default="auto",
+                    help="dense matrix products, event-driven sparse products, or auto (by input density)")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one step to stderr")
     return ap.parse_args()
 
@@ -57,7 +59,8 @@ def main():
     else:
         input_shape = DATASETS[default_dataset(args.model)].input_shape
     net = build(args.model, input_shape=input_shape, num_classes=10, backend=backend,
-                encoder=PoissonEncoder(scale=0.5), time_chunk=args.time_chunk)
+                encoder=PoissonEncoder(scale=0.5), time_chunk=args.time_chunk,
+                execution=args.execution)
     net.workers = args.threads if args.device == "cpu" else 1
     optimizer = SGD(net.parameters(), lr=0.0085, weight_decay=5e-4)
     host = np.random.default_rng(0)
@@ -94,7 +97,8 @@ def main():
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         cpus.append((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime))
     print(json.dumps({
-        "impl": "minisnn", "model": args.model, "device": args.device, "T": args.T,
+        "impl": "minisnn" if args.execution == "auto" else f"minisnn-{args.execution}", "model": args.model,
+        "execution": args.execution, "device": args.device, "T": args.T,
         "batch": args.batch, "mode": args.mode,
         "img_per_s": round(statistics.median([args.batch / t for t in times]), 2),
         "step_s_median": round(statistics.median(times), 4), "step_s_min": round(min(times), 4),

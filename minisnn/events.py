@@ -12,12 +12,10 @@ the GPU): the events of a chunk become a compressed sparse row (CSR) matrix and 
 product computes every current. The results equal the dense products up to float rounding (the
 sums run in another order).
 
-For a convolution, event (n, y, x, c) reaches through kernel tap (dy, dx) the output pixel whose
-window holds (y, x) at that tap. Writing the output into a frame enlarged by k - 1 pixels ("halo"),
-every event reaches a valid frame row through every tap, so the sparse patch matrix of the chunk
-(rows: output pixels, columns: (tap, channel) as in ``ops.weight_matrix``) is built from the event
-list by two broadcast additions, with no boundary tests; the frame is cropped afterwards.
-Strided convolutions keep only the taps that land on the stride grid.
+For a convolution, event (n, y, x, c) reaches through kernel tap (dy, dx) the output pixel
+((y + p - dy) / s, (x + p - dx) / s) when that lies inside the map (and on the stride grid). The
+events of a chunk thus give the sparse patch matrix (rows: output pixels, columns: (tap, channel)
+as in ``ops.weight_matrix``): the sparse twin of im2col, built from the event list tap by tap.
 
 Which path is faster depends on the input's density (fraction of non-zero inputs) and on the
 layer: :func:`prefers_events` compares the measured density with a calibrated break-even
@@ -31,10 +29,11 @@ EXECUTION_MODES = ("auto", "dense", "event")
 
 #: Break-even input density of the event path, per device: the event path is used when the
 #: fraction of non-zero inputs is below ``scale * c_out / (c_out + half)`` (sparse products pay
-#: a fixed cost per event, which a wide output row amortises). Measured with
-#: ``python benchmarks/calibrate_events.py`` (2-core Xeon, NumPy 2.4 + SciPy 1.17, one thread
-#: per product; see benchmarks/README.md). The GPU values are an estimate until measured there.
-BREAK_EVEN = {"cpu": dict(scale=0.12, half=64.0), "gpu": dict(scale=0.05, half=64.0)}
+#: a fixed cost per event, which a wide output row amortises). Fitted by
+#: ``python benchmarks/calibrate_events.py`` on a 2-core Xeon (NumPy 2.4 / OpenBLAS, SciPy 1.17,
+#: one thread per product): 3.4 % for 64 output channels, 5.4 % for 128, 7.7 % for 256. The GPU
+#: values are an estimate until that script has run on a GPU.
+BREAK_EVEN = {"cpu": dict(scale=0.088, half=84.0), "gpu": dict(scale=0.05, half=64.0)}
 
 
 def check_execution(mode):
@@ -56,9 +55,13 @@ def sparse_module(xp):
     return scipy.sparse
 
 
-def density(xp, x):
-    """Fraction of non-zero entries of ``x`` (a Python float)."""
-    return float(xp.count_nonzero(x)) / max(x.size, 1)
+def density(xp, x, sample_stride=7):
+    """Fraction of non-zero entries of ``x`` (a Python float), estimated on every
+    ``sample_stride``-th entry of large arrays (a prime stride visits every channel)."""
+    flat = x.reshape(-1)
+    if flat.size > 64 * sample_stride * 1024:
+        flat = flat[::sample_stride]
+    return float(xp.count_nonzero(flat)) / max(flat.size, 1)
 
 
 def break_even(xp, c_out):
@@ -85,33 +88,25 @@ def conv2d(xp, x, weight, stride, padding):
     n, h, w, c = x.shape
     c_out, _, k, _ = weight.shape
     ho, wo = conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding)
-    # The frame: stride-1 output positions shifted by k - 1 - padding, so that oy >= 0 always.
-    shift = k - 1 - padding
-    fh, fw = h + k - 1, w + k - 1
-    if shift < 0:
-        raise ValueError(f"event-driven convolution needs padding <= kernel - 1, got {padding} for k={k}")
-    flat = xp.flatnonzero(x)                           # events, in (n, y, x, c) order
+    flat = xp.flatnonzero(x != 0)                      # the events, in (n, y, x, c) order
     values = x.reshape(-1)[flat]
     channel = (flat % c).astype(xp.int32)
-    pixel = flat // c                                  # n * H * W + y * W + x
-    col, row = pixel % w, (pixel // w) % h
-    base = (((pixel // (h * w)) * fh + row) * fw + col).astype(xp.int32)  # frame row of tap (k-1, k-1)
-    taps = xp.arange(k * k, dtype=xp.int32)
-    dy, dx = taps // k, taps % k
-    # Tap (dy, dx) of an event at (y, x) reaches frame pixel (y + k-1-dy, x + k-1-dx).
-    rows = base[None, :] + ((k - 1 - dy) * fw + (k - 1 - dx))[:, None]
-    cols = (taps * c)[:, None] + channel[None, :]
-    data = xp.broadcast_to(values, rows.shape)
-    if stride > 1:
-        # keep the taps whose frame position minus ``shift`` lies on the stride grid
-        fy = row[None, :] + (k - 1 - dy)[:, None] - shift
-        fx = col[None, :] + (k - 1 - dx)[:, None] - shift
-        on_grid = (fy % stride == 0) & (fx % stride == 0)
-        rows, cols, data = rows[on_grid], cols[on_grid], data[on_grid]
-    sparse = sparse_module(xp)
-    # Tap-major order keeps each row's columns increasing, so the CSR needs no sorting.
-    patches = sparse.coo_matrix((data.reshape(-1), (rows.reshape(-1), cols.reshape(-1))),
-                                shape=(n * fh * fw, k * k * c)).tocsr()
-    frame = (patches @ weight_matrix(weight)).reshape(n, fh, fw, c_out)
-    end_y, end_x = shift + (ho - 1) * stride + 1, shift + (wo - 1) * stride + 1
-    return xp.ascontiguousarray(frame[:, shift:end_y:stride, shift:end_x:stride])
+    pixel = (flat // c).astype(xp.int32)               # n * H * W + y * W + x
+    col, row, image = pixel % w, (pixel // w) % h, pixel // (h * w)
+    rows, cols, data = [], [], []
+    for dy in range(k):
+        oy = row + (padding - dy)                      # = stride * (output row) through tap dy
+        for dx in range(k):
+            ox = col + (padding - dx)
+            reached = (oy >= 0) & (oy < ho * stride) & (ox >= 0) & (ox < wo * stride)
+            if stride > 1:
+                reached &= (oy % stride == 0) & (ox % stride == 0)
+            hit = xp.flatnonzero(reached)
+            rows.append((image[hit] * ho + oy[hit] // stride) * wo + ox[hit] // stride)
+            cols.append(channel[hit] + (dy * k + dx) * c)
+            data.append(values[hit])
+    # Tap-major order keeps each row's columns increasing, so the CSR conversion needs no sort.
+    patches = sparse_module(xp).coo_matrix(
+        (xp.concatenate(data), (xp.concatenate(rows), xp.concatenate(cols))),
+        shape=(n * ho * wo, k * k * c)).tocsr()
+    return (patches @ weight_matrix(weight)).reshape(n, ho, wo, c_out)

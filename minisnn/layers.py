@@ -9,7 +9,7 @@ thread a slice of the batch, and every layer updates only that slice of its stat
 Calling a layer, ``layer(x, rows)``, runs its forward after showing ``x`` to the network's
 observer (:meth:`minisnn.network.Network.observe`).
 
-Backward (algorithm.md, "one pass on accumulated quantities"): a layer takes dE/d(its output
+Backward (docs/algorithm.md, "one pass on accumulated quantities"): a layer takes dE/d(its output
 spike counts) ``(B, *out_shape)`` and returns dE/d(its input spike counts) ``(B, *in_shape)``,
 storing dE/dW for its parameters in ``self.grads``. It runs once per iteration, on the
 statistics the forward accumulated, whatever T was.

@@ -1,4 +1,4 @@
-"""The linearised twin of a network, for the whole-chain finite-difference checks (algorithm.md).
+"""The linearised twin of a network, for the whole-chain finite-difference checks (docs/algorithm.md).
 
 A spiking network is not differentiable, so finite differences cannot check its backward
 directly. Its twin is: every neuron layer becomes a frozen gain g, the value its derivative is

@@ -1,6 +1,6 @@
 """The network container: the forward through the layers over T steps, the backward in reverse.
 
-Execution shape (design.md): layer at a time over a chunk of time steps. Each convolution or
+Execution shape (docs/design.md): layer at a time over a chunk of time steps. Each convolution or
 fc layer applies its weights to all ``T_chunk * B`` inputs of the chunk in a few large matrix
 products, then the neuron recursion runs over the chunk. The states carried between chunks are
 per-neuron, so memory is set by the chunk length, not by T. On the CPU a
@@ -17,7 +17,8 @@ import numpy as np
 
 from .backend import Backend, cpu_count
 from .encoding import PoissonEncoder
-from .layers import ALL, LIF, Layer, Neurons, Output, ResidualBlock, SpikingAvgPool
+from . import events
+from .layers import ALL, LIF, Conv2d, Layer, Linear, Neurons, Output, ResidualBlock, SpikingAvgPool
 from .runner import Runner
 
 
@@ -29,12 +30,15 @@ class Network:
     :class:`~minisnn.encoding.PoissonEncoder` for images (the default) or a
     :class:`~minisnn.encoding.FrameInput` for event frames (T, B, ...). ``init_gain`` is k of the
     initialisation N(0, sqrt(k / fan_in)); by default 1 for networks with residual blocks and 2
-    otherwise (section 4.1.1). ``workers``: CPU threads (default: one per core).
+    otherwise (section 4.1.1). ``workers``: CPU threads (default: one per core). ``execution``:
+    how convolutions and fc layers compute W s_t - ``"dense"`` matrix products, ``"event"``-driven
+    sparse products (cost in proportion to the spikes, :mod:`minisnn.events`) or ``"auto"``
+    (per layer and chunk, by the measured input density); the results agree up to float rounding.
     """
 
     def __init__(self, layers, input_shape, backend: Backend | None = None, encoder=None,
                  time_chunk: int = 10, init_gain: float | None = None, seed: int = 0,
-                 name: str = "network", workers: int | None = None):
+                 name: str = "network", workers: int | None = None, execution: str = "auto"):
         if not layers or not isinstance(layers[-1], Output):
             raise ValueError("a Network must end with an Output layer")
         self.layers = list(layers)
@@ -55,6 +59,7 @@ class Network:
         for layer in self.layers:
             shape = layer.build(self.backend, shape)
         self.num_classes = shape[0]
+        self.execution = execution
         self.init_parameters(seed)
         self.T = None
 
@@ -70,6 +75,18 @@ class Network:
             self.close()
         self.runner = Runner(count or cpu_count(), self.backend.device)
         self._close_runner = weakref.finalize(self, self.runner.close)
+
+    @property
+    def execution(self):
+        """"auto", "dense" or "event": the path of every convolution and fc layer."""
+        return self._execution
+
+    @execution.setter
+    def execution(self, mode):
+        self._execution = events.check_execution(mode)
+        for layer in self.all_layers():
+            if isinstance(layer, (Conv2d, Linear)):
+                layer.execution = mode
 
     def close(self):
         """Stop the CPU worker threads (done at exit anyway; a later forward starts them again)."""

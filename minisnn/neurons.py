@@ -3,7 +3,7 @@
 Both neurons take a chunk of input currents ``(T_chunk, ...)`` and overwrite it with the spike
 train they emit, so a layer needs no second buffer of the chunk's size. The membrane potential
 lives in a ``NeuronState`` that carries over from one chunk to the next, together with the two
-per-neuron statistics the backward pass needs (algorithm.md):
+per-neuron statistics the backward pass needs (docs/algorithm.md):
 
     a(T) = sum_t o_t                  spike count, eq 3.4
     f(T) = sum_k lambda^(T - t_k)     leaky trace of the neuron's own spikes (eqs 3.18-3.22)

@@ -75,20 +75,14 @@ def test_auto_follows_the_measured_density():
         events.check_execution("sparse")
 
 
-def _set_execution(net, mode):
-    for layer in net.all_layers():
-        if hasattr(layer, "execution"):
-            layer.execution = mode
-
-
 @pytest.mark.parametrize("model,shape", [("lenet5", (1, 28, 28)), ("vgg9", (3, 32, 32)),
                                          ("resnet11", (3, 32, 32))])
 def test_models_give_the_same_potentials_and_gradients_on_both_paths(model, shape):
     results = []
     for mode in ("dense", "event"):
         net = build(model, input_shape=shape, num_classes=10, width=0.125,
-                    backend=Backend("cpu", "float64"), seed=3)
-        _set_execution(net, mode)
+                    backend=Backend("cpu", "float64"), seed=3, execution=mode)
+        assert {layer.execution for layer in net.all_layers() if hasattr(layer, "execution")} == {mode}
         x = np.random.default_rng(5).random((3,) + shape)
         out = net.forward(x, T=12, train=True, rng_key=(1, 2))
         net.backward(out - 0.1)
@@ -100,3 +94,21 @@ def test_models_give_the_same_potentials_and_gradients_on_both_paths(model, shap
         np.testing.assert_array_equal(count_e[name], count_d[name])
     for key in grad_d:
         np.testing.assert_allclose(grad_e[key], grad_d[key], rtol=1e-9, atol=1e-12)
+
+
+def test_network_execution_is_validated_and_reaches_every_weighted_layer():
+    net = build("lenet5", width=0.25)
+    assert net.execution == "auto"
+    net.execution = "event"
+    weighted = [layer for layer in net.all_layers() if hasattr(layer, "execution")]
+    assert len(weighted) == 3 and all(layer.execution == "event" for layer in weighted)
+    with pytest.raises(ValueError, match="execution must be one of"):
+        net.execution = "fast"
+
+
+def test_density_is_exact_on_small_arrays_and_close_on_large_ones():
+    rng = np.random.default_rng(6)
+    small = (rng.random((10, 10)) < 0.3).astype(np.float32)
+    assert events.density(np, small) == small.mean()
+    large = (rng.random((64, 16, 16, 128)) < 0.04).astype(np.float32)
+    assert abs(events.density(np, large) - large.mean()) < 0.002
