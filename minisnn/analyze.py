@@ -34,6 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import parse_device
+from .data.registry import DATA_ROOT_RULE
+from .runs import GPU_HINT, error_text
+
 SWEEP_T = (10, 20, 35, 50, 70, 100, 120)
 # the exit codes of python -m minisnn.train with the same meanings
 EXIT_BAD_INPUT, EXIT_OUTPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 5, 130, 143
@@ -234,6 +238,14 @@ def _steps(text):
     return steps
 
 
+def _device(text):
+    try:
+        parse_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def parser():
     p = argparse.ArgumentParser(prog="python -m minisnn.analyze", description=DESCRIPTION,
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -242,7 +254,7 @@ def parser():
                         "an untrained network")
     p.add_argument("--data-dir", metavar="DIR", default=None,
                    help="folder holding the dataset (default: the training run's data folder "
-                        "if it still exists, else $MINISNN_DATA or <repository>/datasets)")
+                        "if it still exists, else the data root: " + DATA_ROOT_RULE + ")")
     p.add_argument("--split", default="test", help="dataset split to analyse (default: test)")
     p.add_argument("--limit", metavar="N", type=lambda s: _count(s, 0), default=1000,
                    help="analyse a seeded subset of N samples; 0 = the whole split "
@@ -260,8 +272,9 @@ def parser():
                         "analyze-<checkpoint name>-<date>-<time>; runs/analyze-init-... for init:)")
     p.add_argument("--batch-size", metavar="N", type=lambda s: _count(s, 1), default=64,
                    help="samples per forward pass (default: 64)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "gpu"),
-                   help="where to run the network (default: cpu)")
+    p.add_argument("--device", default="cpu", type=_device,
+                   help="where to run the network: cpu, gpu (or cuda: GPU 0), gpu:N (or cuda:N: "
+                        "GPU N) (default: cpu)")
     p.add_argument("--seed", metavar="N", type=int, default=0,
                    help="seed of the sample subset, the Poisson encoding and init: weights "
                         "(default: 0)")
@@ -282,8 +295,7 @@ def default_out(checkpoint, now=None):
 
 
 def _fail(message, status=EXIT_BAD_INPUT):
-    one_line = " ".join(str(message).split())
-    print(f"minisnn.analyze: error: {one_line}", file=sys.stderr, flush=True)
+    print(error_text("minisnn.analyze", message), file=sys.stderr, flush=True)
     return status
 
 
@@ -335,7 +347,9 @@ def run(args):
         images, labels = load(info["dataset"], split, data_dir, progress=not args.quiet)
         images, labels = subset(images, labels, args.limit or None, seed=args.seed)
         transform = preprocessing(info, data_dir)
-    except (CheckpointError, DatasetError, DeviceError, UsageError) as exc:
+    except DeviceError as exc:
+        return _fail(f"{exc}\n{GPU_HINT}")
+    except (CheckpointError, DatasetError, UsageError) as exc:
         return _fail(exc)
     T = args.timesteps or info["T"] or models.DEFAULT_T[info["model"]]
     out = Path(args.out) if args.out else default_out(args.checkpoint)

@@ -38,9 +38,6 @@ def _key_to_ints(key):
     return ints
 
 
-_GPU_HINT = "Backend('cpu') in Python, --device cpu on the command line"
-
-
 def _import_cupy(index=0):
     try:
         import cupy
@@ -48,23 +45,23 @@ def _import_cupy(index=0):
         raise DeviceError(
             "the GPU backend needs CuPy, which is not installed: pip install "
             "'minisnn[gpu-cuda12]' (gpu-cuda11 / gpu-cuda13 for other CUDA versions), "
-            f"or use the CPU ({_GPU_HINT})"
+            "or use the CPU (device 'cpu')"
         ) from exc
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDA driver missing or broken
         raise DeviceError(
             f"CuPy is installed but no CUDA device is usable ({exc}); check the NVIDIA "
-            f"driver with nvidia-smi, or use the CPU ({_GPU_HINT})"
+            "driver with nvidia-smi, or use the CPU (device 'cpu')"
         ) from exc
     if index >= count:
         raise DeviceError(f"GPU {index} asked for, but CuPy found {count} CUDA device(s)"
-                          + (f" (0 to {count - 1})" if count else f"; use the CPU ({_GPU_HINT})"))
+                          + (f" (0 to {count - 1})" if count else "; use the CPU (device 'cpu')"))
     cupy.cuda.Device(index).use()
     return cupy
 
 
-def _parse_device(device):
+def parse_device(device):
     """'cpu' -> ('cpu', None); 'gpu', 'cuda' -> ('gpu', 0); 'gpu:1', 'cuda:1' -> ('gpu', 1)."""
     name, _, index = str(device).strip().lower().partition(":")
     if name == "cpu" and not index:
@@ -98,7 +95,7 @@ class Backend:
     """
 
     def __init__(self, device: str = "cpu", dtype="float32", xp=None):
-        self.device, self.gpu_index = _parse_device(device)
+        self.device, self.gpu_index = parse_device(device)
         self.dtype = _parse_dtype(dtype)
         if xp is None and self.device == "cpu" and os.environ.get("MINISNN_STRICT_XP") == "1":
             from .testing import strict_xp  # CuPy's rules on NumPy: find GPU bugs without a GPU

@@ -16,6 +16,8 @@ import argparse
 import math
 from dataclasses import dataclass
 
+from .backend import parse_device
+from .data.registry import DATA_ROOT_RULE
 from .models import MODELS
 
 PRESET = "<preset>"     # marker: the default comes from the preset tables below
@@ -46,6 +48,17 @@ _AT_LEAST_1 = (lambda v: v >= 1, ">= 1")
 _FRACTION = (lambda v: 0 <= v < 1, "in [0, 1)")
 _EPOCHS = (lambda v: all(m >= 0 for m in v), "epochs >= 0")
 
+
+def _is_device(value):
+    try:
+        parse_device(value)
+    except ValueError:
+        return False
+    return True
+
+
+_DEVICE = (_is_device, "cpu, gpu, cuda, gpu:N or cuda:N (N: the GPU's index)")
+
 K = Knob
 KNOBS = {k.name: k for k in [
     # -- model and data ---------------------------------------------------------------------
@@ -55,7 +68,7 @@ KNOBS = {k.name: k for k in [
     K("dataset", None, "dataset (default: the model's thesis dataset, lenet5 -> mnist, "
       "vgg9/resnet9/resnet11 -> cifar10, vgg7/resnet7 -> svhn)", choices=DATASETS, optional=True),
     K("data_dir", None, "folder holding the dataset files, or a data root with one subfolder per "
-      "dataset (default $MINISNN_DATA, else <repo>/datasets)", optional=True, experiment=False),
+      f"dataset (default: {DATA_ROOT_RULE})", optional=True, experiment=False),
     K("width", 1.0, "multiplier of every hidden channel / feature count (1.0 = the thesis' network)",
       float, rule=_POS),
     K("dropout", None, "dropout probability after LIF layers (default per model: lenet5 0, vgg 0.2, "
@@ -86,7 +99,8 @@ KNOBS = {k.name: k for k in [
     K("momentum", PRESET, "SGD momentum (the authors' code applies none)", float, rule=_FRACTION,
       group="optimisation"),
     # -- run --------------------------------------------------------------------------------
-    K("device", "cpu", "cpu (NumPy) or gpu (CuPy)", choices=("cpu", "gpu"), experiment=False, group="run"),
+    K("device", "cpu", "cpu (NumPy), or gpu / cuda (CuPy on GPU 0), gpu:N / cuda:N (GPU N)",
+      rule=_DEVICE, experiment=False, group="run"),
     K("dtype", "float32", "floating point type", choices=("float32", "float64"), group="run"),
     K("seed", 0, "seed of weights, data order, encoding and dropout", int, group="run"),
     K("threads", None, "CPU worker threads, each simulating a slice of the batch (default: every "

@@ -11,7 +11,7 @@ Per time step and pixel, draw u ~ U(0, 1) and emit
     s_t = sign(x) * [ scale * |x| > u ]
 
 so a pixel of intensity x fires with probability min(1, scale |x|) per step. ``scale`` is the
-choice algorithm.md asks us to make explicit: the thesis compares the raw intensity
+choice docs/algorithm.md asks us to make explicit: the thesis compares the raw intensity
 (``scale=1``); the authors' MNIST code compares |x| / 2 (``scale=0.5``, at most one spike every
 other step). Colour images are standardised first, so their values are signed and the spikes
 bipolar.

@@ -81,6 +81,17 @@ def progress_bar(total, desc, quiet):
                 mininterval=0.5 if sys.stderr.isatty() else 30.0)
 
 
+#: What the command lines add to the library's message when the GPU cannot be used.
+GPU_HINT = "--device cpu runs on the CPU instead"
+
+
+def error_text(prog, message):
+    """``prog: error: <first line>``, with the further lines of a multi-line message (where to
+    put missing dataset files, say) indented below it."""
+    first, *rest = str(message).splitlines() or [""]
+    return "\n".join([f"{prog}: error: {first}", *(f"  {line}" for line in rest)])
+
+
 def duration(seconds):
     """12m05s or 3h07m; "?" for None (not known yet)."""
     if seconds is None:
@@ -178,7 +189,8 @@ class RunFolder:
 
 
 def versions(device):
-    """Versions of Python and the libraries a run used (kept in metrics.json)."""
+    """Versions of Python and the libraries a run used (kept in metrics.json); ``device`` is
+    :attr:`Backend.device <minisnn.backend.Backend.device>`, "cpu" or "gpu"."""
     import h5py
     from . import __version__
 

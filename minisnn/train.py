@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .data.pipeline import batches
-from .runs import SIGNALS, Interrupted, Meter, duration, progress_bar
+from .runs import GPU_HINT, SIGNALS, Interrupted, Meter, duration, error_text, progress_bar
 
 #: Exit status of every way a run ends (also in --help).
 EXIT_STATUS = {
@@ -256,7 +256,7 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
 # -------------------------------------------------------------------------------------------
 
 def _fail(message, status=EXIT_BAD_INPUT):
-    print(f"minisnn.train: error: {' '.join(str(message).splitlines())}", file=sys.stderr, flush=True)
+    print(error_text("minisnn.train", message), file=sys.stderr, flush=True)
     return status
 
 
@@ -275,7 +275,9 @@ def main(argv=None, callbacks=()):
         return _main(given, callbacks)
     except SystemExit as exc:       # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    except (ConfigError, CheckpointError, DeviceError, DatasetError, RunFolderError) as exc:
+    except DeviceError as exc:
+        return _fail(f"{exc}\n{GPU_HINT}")
+    except (ConfigError, CheckpointError, DatasetError, RunFolderError) as exc:
         return _fail(exc)
     except Stop as exc:
         return _fail(exc, exc.status)
@@ -343,7 +345,7 @@ def _main(given, callbacks):
     print("config: " + json.dumps(config, sort_keys=True), flush=True)
     if not quiet:
         print(net.summary(), flush=True)
-    metrics = {"mode": "eval-only" if mode == "eval" else "train", "config": config, "versions": versions(config["device"]),
+    metrics = {"mode": "eval-only" if mode == "eval" else "train", "config": config, "versions": versions(backend.device),
                "seed": config["seed"], "command": ["python", "-m", "minisnn.train", *given["_argv"]]}
     if mode == "eval":
         return _eval_only(net, data, config, ckpt, run, metrics, quiet)

@@ -153,8 +153,26 @@ def test_bad_input_one_line_exit_2(mnist_run, tmp_path, capsys, args, message):
     args = [a.format(**names) for a in args]
     status, out, err = _run(capsys, *args, "--quiet")
     assert status == 2
-    assert err.startswith("minisnn.analyze: error: ") and err.count("\n") == 1, err
-    assert message in err
+    first, *rest = err.splitlines()
+    assert first.startswith("minisnn.analyze: error: ") and message in first, err
+    assert all(line.startswith("  ") for line in rest), err     # a long message keeps its lines
+
+
+def test_missing_data_message_keeps_its_lines(mnist_run, tmp_path, capsys):
+    status, _, err = _run(capsys, mnist_run[0], "--data-dir", tmp_path, "--quiet")
+    first, *rest = err.splitlines()
+    assert status == 2 and "MNIST not found" in first and len(rest) >= 3, err
+    assert "train-images-idx3-ubyte.gz" in rest[0] and any("--data-dir DIR" in line for line in rest)
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:1"])
+def test_every_gpu_name_reaches_the_backend(monkeypatch, capsys, device):
+    import types
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=lambda: 0))))       # CuPy without a GPU
+    status, _, err = _run(capsys, "init:lenet5", "--device", device, "--quiet")
+    assert status == 2 and err.startswith("minisnn.analyze: error: GPU ")
+    assert err.endswith("\n  --device cpu runs on the CPU instead\n"), err
 
 
 @pytest.mark.parametrize("flags", [["--limit", "-1"], ["--sweep-steps", "a,b"], ["--sweep-steps", ","],

@@ -1,4 +1,4 @@
-"""Each layer's backward is the exact adjoint of its forward (algorithm.md, check 1).
+"""Each layer's backward is the exact adjoint of its forward (docs/algorithm.md, check 1).
 
 For a layer with linear map L_W and a frozen gain (its linearised twin, minisnn.linearised),
 phi(W, x) = <r, gain * L_W(x)>; the layer's backward fed r must return dphi/dx and store dphi/dW.

@@ -53,7 +53,7 @@ def test_backend_bad_device(device):
 def test_backend_without_cupy_names_the_extras(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)
     with pytest.raises(DeviceError, match=r"needs CuPy.*minisnn\[gpu-cuda12\].*gpu-cuda11 / "
-                                          r"gpu-cuda13.*Backend\('cpu'\)"):
+                                          r"gpu-cuda13.*use the CPU \(device 'cpu'\)$"):
         Backend("gpu")
 
 

@@ -271,7 +271,7 @@ def test_width_scales_hidden_counts_only():
 
 
 # ---------------------------------------------------------------------------------------------
-# Whole-chain finite differences on the linearised network (algorithm.md, "what a finite-
+# Whole-chain finite differences on the linearised network (docs/algorithm.md, "what a finite-
 # difference check can validate"): z^l = gain^l (.) (W^l z^{l-1}), gains random in (0.5, 1.5)
 # on every neuron layer, z^0 random non-negative counts, E = 1/2 sum (W^L z^{L-1} / T - y)^2.
 # Training mode: the default dropout masks (VGG/ResNet) are on the path, drawn from rng_key.

@@ -70,10 +70,13 @@ def last_json(stdout):
 
 
 def error_line(proc):
-    """The one clear line on stderr (warnings aside)."""
-    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("minisnn.train: error:")]
-    assert len(errors) == 1, proc.stderr
+    """The first line of the error on stderr (warnings aside)."""
+    return error_line_of(proc.stderr)
+
+
+def error_line_of(stderr):
+    errors = [line for line in stderr.splitlines() if line.startswith("minisnn.train: error:")]
+    assert len(errors) == 1, stderr
     return errors[0]
 
 
@@ -270,8 +273,7 @@ def test_gpu_without_cupy_exits_2_and_writes_nothing(fake_mnist, tmp_path):
                            "--out", str(out), *TINY], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env={**env, "PYTHONPATH": f"{blocker}{os.pathsep}{env['PYTHONPATH']}"})
     assert proc.returncode == 2
-    line = error_line(proc)
-    assert "CuPy" in line and "--device cpu" in line
+    assert "CuPy" in error_line(proc) and "\n  --device cpu runs on the CPU instead" in proc.stderr
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["block"]
 
@@ -282,9 +284,32 @@ def test_dataset_missing_offline_exits_2(tmp_path):
     out = tmp_path / "run"
     proc = run_cli(["--data-dir", empty, "--no-download", "--out", out, *TINY], tmp_path)
     assert proc.returncode == 2
-    line = error_line(proc)
-    assert "train-images-idx3-ubyte.gz" in line and str(empty) in line
+    assert str(empty) in error_line(proc)
+    # the message keeps its lines: the first after "error:", the others indented below it
+    first, *rest = proc.stderr[proc.stderr.index("minisnn.train: error:"):].strip().splitlines()
+    assert len(rest) >= 3 and all(line.startswith("  ") for line in rest), proc.stderr
+    assert "train-images-idx3-ubyte.gz" in rest[0] and "--data-dir DIR" in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("device,index", [("gpu", 0), ("cuda", 0), ("gpu:1", 1), ("CUDA:1", 1)])
+def test_every_gpu_name_reaches_the_backend(monkeypatch, capsys, tmp_path, device, index):
+    import types
+    from minisnn import train
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=lambda: 0))))       # CuPy without a GPU
+    assert train.main(["--device", device, "--out", str(tmp_path / "run"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"minisnn.train: error: GPU {index} asked for, but CuPy found 0"), err
+    assert err.endswith("\n  --device cpu runs on the CPU instead\n")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("device", ["tpu", "gpu:x", "cpu:0"])
+def test_unknown_device_is_refused(capsys, tmp_path, device):
+    from minisnn import train
+    assert train.main(["--device", device, "--out", str(tmp_path / "run"), *TINY]) == 2
+    assert "--device must be cpu, gpu, cuda, gpu:N or cuda:N" in error_line_of(capsys.readouterr().err)
 
 
 def test_nan_loss_from_absurd_lr_stops_with_status_3(fake_mnist, tmp_path):

@@ -130,6 +130,11 @@ def _checkout_root():
     return None
 
 
+#: :func:`default_data_root`'s rule in words, for --help.
+DATA_ROOT_RULE = ("$MINISNN_DATA if set, else datasets/ in the source checkout of an editable install, "
+                  "else $XDG_CACHE_HOME/minisnn, by default ~/.cache/minisnn")
+
+
 def default_data_root() -> Path:
     """Where datasets live when no folder is given (one subfolder per dataset).
 
