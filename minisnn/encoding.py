@@ -18,6 +18,8 @@ bipolar.
 """
 from __future__ import annotations
 
+from .data.preprocess import check_pixel_scale
+
 
 class PoissonEncoder:
     """Rate-codes a batch of images chunk by chunk, so the whole train is never held at once."""
@@ -45,7 +47,9 @@ class PoissonEncoder:
 
     def prepare(self, xp, images):
         """Per-batch constants: the firing probability |x| * scale and the sign of x (None when
-        no pixel is negative, as for MNIST: the spikes are then unipolar)."""
+        no pixel is negative, as for MNIST: the spikes are then unipolar). Float images on the
+        0-255 scale, which would fire at every step, are refused (:func:`check_pixel_scale`)."""
+        check_pixel_scale(images)
         signed = bool((images < 0).any())
         return xp.abs(images) * self.scale, (xp.sign(images) if signed else None)
 

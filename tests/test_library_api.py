@@ -89,6 +89,21 @@ def test_float_images_in_0_255_are_refused():
     assert to_float(x / 64 - 2).min() < 0                     # signed (standardised) passes
 
 
+def test_network_forward_refuses_float_images_in_0_255():
+    from minisnn import poisson_encode
+    from minisnn.models import build
+    from minisnn.testing import strict_backend
+    x = np.random.default_rng(0).integers(0, 256, (2, 1, 28, 28)).astype(np.float32)
+    net = build("lenet5", width=0.1)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\].*up to 2.*divide these by 255"):
+        net.forward(x, 2)
+    assert net.forward(x / 255, 2).shape == (2, 10)           # [0, 1] passes
+    assert net.forward(x / 64 - 2, 2).shape == (2, 10)        # signed (standardised) passes
+    be = strict_backend()                                     # device arrays, as on CuPy
+    with pytest.raises(ValueError, match="divide these by 255"):
+        poisson_encode(be.xp, be.to_device(x), 2, be.rng(0))
+
+
 # -- minisnn.load ----------------------------------------------------------------------------------
 def _save_run(path, dataset="mnist", extra=None):
     from minisnn import checkpoint
