@@ -32,8 +32,6 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
-
 from .backend import parse_device
 from .data.registry import DATA_ROOT_RULE
 from .runs import GPU_HINT, error_text
@@ -56,9 +54,9 @@ examples:
   python -m minisnn.analyze init:lenet5:mnist --limit 256      # an untrained network
 
 output: the per-layer table on the terminal; in the output folder analysis.json (the full
-report), rates.png (spike rate per layer), energy.png (SOPs against MACs per layer and the
-energy totals) and, with --sweep, sweep.png (accuracy and energy against T). The last line
-printed is the report as one JSON object.
+report), rates.png (spike rate per layer), operations.png (SOPs against MACs per layer,
+the energy totals in the title) and, with --sweep, sweep.png (accuracy and energy against
+T). The last line printed is the report as one JSON object.
 
 exit status:
     0  done
@@ -165,9 +163,14 @@ def analyse(net, info, images, labels, T, batch_size=64, seed=0, transform=None,
 
 
 def plot_report(report, out):
+    """rates.png (spike rate per layer), operations.png (SOPs against MACs per layer, the energy
+    totals in the title) and, when the report has a sweep, sweep.png (accuracy and energy
+    against T, error bars over the report's samples)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from .plotting import plot_operations, plot_sweep
 
     rates = report["spike_rate"]
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -179,42 +182,12 @@ def plot_report(report, out):
     fig.savefig(out / "rates.png", dpi=120)
     plt.close(fig)
 
-    syn = [r for r in report["layers"] if r["macs"]]
-    names = [r["name"] for r in syn]
-    pos = np.arange(len(syn))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [3, 1]})
-    ax1.bar(pos - 0.2, [r["sops"] for r in syn], 0.4, label="SNN SOPs (T steps)")
-    ax1.bar(pos + 0.2, [r["macs"] for r in syn], 0.4, label="ANN MACs")
-    ax1.set_xticks(pos, names)
-    ax1.set_yscale("log")
-    ax1.set_ylabel("operations per inference")
-    ax1.legend()
-    ax2.bar(["SNN", "ANN"], [report["energy_snn_j"] * 1e6, report["energy_ann_j"] * 1e6],
-            color=["tab:blue", "tab:orange"])
-    ax2.set_ylabel("energy per inference (uJ, 45 nm)")
-    fig.suptitle(f"{report['model']}: operations and energy, T={report['T']}")
-    fig.tight_layout()
-    fig.savefig(out / "energy.png", dpi=120)
-    plt.close(fig)
-
-
-def plot_sweep(sweep, out, title):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    ts = [s["T"] for s in sweep]
-    ax.plot(ts, [100 * s["accuracy"] for s in sweep], "o-", color="tab:blue")
-    ax.set_xlabel("time steps T")
-    ax.set_ylabel("test accuracy (%)", color="tab:blue")
-    ax2 = ax.twinx()
-    ax2.plot(ts, [s["energy_snn_j"] * 1e6 for s in sweep], "s--", color="tab:red")
-    ax2.set_ylabel("SNN energy per inference (uJ)", color="tab:red")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(out / "sweep.png", dpi=120)
-    plt.close(fig)
+    plot_operations(report["layers"], out / "operations.png",
+                    f"{report['model']}, T={report['T']}: operations per inference; energy SNN "
+                    f"{report['energy_snn_j'] * 1e6:.3g} uJ, ANN {report['energy_ann_j'] * 1e6:.3g} uJ (45 nm)")
+    if report.get("sweep"):
+        plot_sweep(report["sweep"], report["samples"], out / "sweep.png",
+                   f"{report['model']} on {report['dataset']}: accuracy and energy against T")
 
 
 # -------------------------------------------------------------------------------------------
@@ -387,9 +360,6 @@ def run(args):
         (out / "analysis.json").write_text(json.dumps(report, indent=2, default=str))
         if not args.no_plots:
             plot_report(report, out)
-            if args.sweep:
-                plot_sweep(report["sweep"], out,
-                           f"{info['model']} on {info['dataset']}: accuracy vs T")
     except OSError as exc:
         return _fail(f"cannot write the analysis to {out}/ ({exc.strerror or exc})", EXIT_OUTPUT)
     print(f"wrote {out}/analysis.json" + ("" if args.no_plots else " and plots"), flush=True)

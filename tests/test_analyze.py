@@ -89,6 +89,26 @@ def test_sweep_reports_progress_and_writes_next_to_checkpoint(mnist_run, capsys)
     assert len(written) == 1 and (written[0] / "analysis.json").is_file()
 
 
+def test_figures_are_the_library_ones(mnist_run, tmp_path, capsys, monkeypatch):
+    """operations.png on a linear scale with the values on the bars, sweep.png on the full
+    0-100 % scale with error bars (minisnn.plotting), next to rates.png."""
+    from minisnn import plotting
+    saved = {}
+    original = plotting._save
+    monkeypatch.setattr(plotting, "_save", lambda fig, path: saved.setdefault(Path(path).name, fig)
+                        and original(fig, path))
+    ckpt, data_dir = mnist_run
+    status, _, err = _run(capsys, ckpt, "--data-dir", data_dir, "--limit", 8, "--sweep", "--sweep-steps", "2,3",
+                          "--out", tmp_path / "an", "--quiet")
+    assert status == 0, err
+    assert sorted(p.name for p in (tmp_path / "an").iterdir()) == ["analysis.json", "operations.png", "rates.png",
+                                                                   "sweep.png"]
+    ops = saved["operations.png"].axes[0]
+    assert ops.get_yscale() == "linear" and ops.texts and "energy SNN" in ops.get_title()
+    acc = saved["sweep.png"].axes[0]
+    assert acc.get_ylim() == (0, 100) and "8 images" in acc.get_ylabel()
+
+
 # -- the bug: standardisation ----------------------------------------------------------------
 
 def test_colour_inputs_use_the_checkpoints_standardisation(cifar_run, tmp_path, capsys):

@@ -134,5 +134,5 @@ def test_analyze_cli_prints_final_json_line(tmp_path, shared_data):
     assert set(conv1) >= {"spike_rate", "sops", "macs"}
     assert conv1["macs"] == 28 * 28 * 2 * 1 * 25            # width 0.1: 20 -> 2 channels
     assert np.isclose(last["energy_ann_j"], 4.6e-12 * last["macs"])
-    for name in ("analysis.json", "rates.png", "energy.png", "sweep.png"):
+    for name in ("analysis.json", "rates.png", "operations.png", "sweep.png"):
         assert (out / name).is_file(), name
