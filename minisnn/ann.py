@@ -151,13 +151,16 @@ def _swap(layer):
     return layer
 
 
-def build(name, input_shape=(3, 32, 32), num_classes=10, width=1.0, backend=None, *, dropout=None,
+def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, dropout=None,
           seed=0, init_gain=None, resnet11_skip="subsample", **_ignored):
     """The ANN of model ``name``: :func:`minisnn.models.layers` with LIF -> ReLU and
     SpikingAvgPool -> AvgPool; same layer names, weight shapes and initialisation, so a
-    checkpoint's weights fit either. Dropout layers (the model's default p unless given) act
-    only in training. Spiking-only keywords (threshold, leak, ...) are accepted and ignored.
+    checkpoint's weights fit either. ``input_shape`` defaults, as in :func:`minisnn.models.build`,
+    to the model's thesis dataset (:func:`~minisnn.models.default_input_shape`). Dropout layers
+    (the model's default p unless given) act only in training. Spiking-only keywords
+    (threshold, leak, ...) are accepted and ignored.
     """
+    input_shape = models.default_input_shape(name) if input_shape is None else tuple(input_shape)
     stack = models.layers(name, input_shape, num_classes, width, dropout=dropout,
                           resnet11_skip=resnet11_skip)
     stack = [_swap(layer) for layer in stack]

@@ -14,6 +14,12 @@ from tests.gradcheck import check_whole_chain, numerical_gradient, relative_erro
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.parametrize("name,shape", [("lenet5", (1, 28, 28)), ("vgg7", (3, 32, 32))])
+def test_build_defaults_input_shape_like_the_snn(name, shape):
+    from minisnn import models
+    assert ann.build(name, width=0.05).input_shape == models.build(name, width=0.05).input_shape == shape
+
+
 def test_relu_and_avgpool_forward_backward_by_hand():
     backend = Backend("cpu", "float64")
     relu = ann.ReLU(name="r")
