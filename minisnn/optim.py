@@ -5,16 +5,27 @@ keys, and expose ``state_dict()`` / ``load_state_dict()`` (host arrays) for chec
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+def _checked(name, value, ok, what):
+    """``value`` as a float, or a one-line ValueError: ``name`` must be a finite number ``what``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not (math.isfinite(number) and ok(number)):
+        raise ValueError(f"{name} must be a finite number {what}, got {value!r}")
+    return number
 
 
 class Optimizer:
     def __init__(self, params: dict, lr: float, weight_decay: float = 0.0):
-        if lr <= 0:
-            raise ValueError(f"learning rate must be positive, got {lr}")
         self.params = params
-        self.lr = lr
-        self.weight_decay = weight_decay
+        self.lr = _checked("lr", lr, lambda v: v > 0, "> 0")
+        self.weight_decay = _checked("weight_decay", weight_decay, lambda v: v >= 0, ">= 0")
         self.state: dict = {}
         self.steps = 0
 
@@ -39,7 +50,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params, lr, weight_decay)
-        self.momentum = momentum
+        self.momentum = _checked("momentum", momentum, lambda v: 0 <= v < 1, "in [0, 1)")
 
     def step(self, grads: dict):
         for key, weight in self.params.items():
@@ -61,7 +72,11 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr, weight_decay)
-        self.betas, self.eps = betas, eps
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = tuple(_checked(f"betas[{i}]", b, lambda v: 0 <= v < 1, "in [0, 1)")
+                           for i, b in enumerate(betas))
+        self.eps = _checked("eps", eps, lambda v: v > 0, "> 0")
 
     def step(self, grads: dict):
         b1, b2 = self.betas
