@@ -19,7 +19,9 @@ import time
 
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="lenet5")
+    ap.add_argument("--model", default=os.environ.get("MINISNN_BENCH_MODEL", "lenet5"),
+                    help="model (default $MINISNN_BENCH_MODEL or lenet5, so a harness that passes "
+                         "only --T --batch ... can time any model)")
     ap.add_argument("--T", type=int, default=50, help="time steps")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=5, help="timed steps")
@@ -29,8 +31,13 @@ def parse_args():
     ap.add_argument("--threads", type=int, default=2, help="CPU worker threads")
     ap.add_argument("--time-chunk", type=int, default=10, help="time steps per chunk")
     ap.add_argument("--input-shape", default=None, help="C,H,W (default: the model's dataset)")
-    ap.add_argument("--execution", choices=["auto", "dense", "event"], default="auto",
+    ap.add_argument("--execution", choices=["auto", "dense", "event"],
+                    default=os.environ.get("MINISNN_EXECUTION", "auto"),
                     help="dense matrix products, event-driven sparse products, or auto (by input density)")
+    ap.add_argument("--encoding-scale", type=float, default=0.5,
+                    help="Poisson scale (0.5: the authors' |x|/2 > u; lower it for sparser inputs)")
+    ap.add_argument("--sops", action="store_true",
+                    help="after timing, count synaptic operations per image in one more forward")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of one step to stderr")
     return ap.parse_args()
 
@@ -59,7 +66,7 @@ def main():
     else:
         input_shape = DATASETS[default_dataset(args.model)].input_shape
     net = build(args.model, input_shape=input_shape, num_classes=10, backend=backend,
-                encoder=PoissonEncoder(scale=0.5), time_chunk=args.time_chunk,
+                encoder=PoissonEncoder(scale=args.encoding_scale), time_chunk=args.time_chunk,
                 execution=args.execution)
     net.workers = args.threads if args.device == "cpu" else 1
     optimizer = SGD(net.parameters(), lr=0.0085, weight_decay=5e-4)
@@ -96,6 +103,14 @@ def main():
         times.append(time.perf_counter() - t0)
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         cpus.append((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime))
+    peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    work = {}
+    if args.sops:   # after timing and the memory reading: the counting itself costs memory
+        from minisnn.energy import measure
+        report = measure(net, [(x, y)], args.T, seed=1)
+        work = {"sops_per_image": round(report["sops"]), "dense_macs_per_image": report["macs"] * args.T,
+                "input_rates": {r["name"]: round(r["input_rate"], 4) for r in report["layers"]
+                                if r["input_rate"] is not None and r["macs"]}}
     print(json.dumps({
         "impl": "minisnn" if args.execution == "auto" else f"minisnn-{args.execution}", "model": args.model,
         "execution": args.execution, "device": args.device, "T": args.T,
@@ -104,7 +119,7 @@ def main():
         "step_s_median": round(statistics.median(times), 4), "step_s_min": round(min(times), 4),
         "step_s_all": [round(t, 4) for t in times],
         "cpu_s_per_step_median": round(statistics.median(cpus), 4),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb, **work,
         "timed_steps": args.steps, "warmup": args.warmup, "threads": args.threads,
         "time_chunk": args.time_chunk, "loadavg_1m": round(os.getloadavg()[0], 2),
         "numpy": np.__version__, "lib_version": minisnn.__version__,
