@@ -10,6 +10,7 @@ Start with ``minisnn.models.build("lenet5")``, ``minisnn.data.load("mnist", "tra
 ``python -m minisnn.train``; ``minisnn.load(path)`` gives a trained network back from a
 checkpoint, with its preprocessing.
 """
+from . import _startup  # noqa: F401  (first: Ctrl-C while a command starts)
 from .backend import Backend, DeviceError, get_backend
 from .encoding import PoissonEncoder, poisson_encode
 from .layers import (LIF, Conv2d, Dropout, Flatten, Identity, Linear, Output, ResidualBlock,

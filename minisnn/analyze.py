@@ -286,7 +286,8 @@ def main(argv=None):
     except SystemExit as exc:       # --help (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    handlers = {signal.SIGTERM: _terminate, signal.SIGINT: signal.default_int_handler}   # Ctrl-C: KeyboardInterrupt
+    previous = {signum: signal.signal(signum, h) for signum, h in handlers.items()} if main_thread else {}
     try:
         return run(args)
     except KeyboardInterrupt:
@@ -296,8 +297,8 @@ def main(argv=None):
         print("minisnn.analyze: terminated", file=sys.stderr, flush=True)
         return EXIT_TERMINATED
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run(args):

@@ -4,6 +4,9 @@ uninterrupted one. Subprocesses on a tiny synthetic MNIST (a few seconds each)."
 import json
 import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +100,22 @@ def test_interrupt_before_training_is_one_line(mnist, tmp_path):
     assert proc.returncode == 130
     assert "before training started" in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc to see NumPy being loaded")
+def test_sigint_while_the_command_starts_is_one_line(mnist, tmp_path):
+    """Ctrl-C while ``python -m minisnn.train`` still loads NumPy (the moment its extension
+    module is mapped): one line and status 130, no import traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "minisnn.train", "--data-dir", mnist, "--out", tmp_path / "run",
+                             *map(str, ARGS)], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        maps = Path(f"/proc/{proc.pid}/maps")
+        while proc.poll() is None and "_multiarray_umath" not in maps.read_text():
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1].startswith("minisnn.train: "), stderr
