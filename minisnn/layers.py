@@ -149,11 +149,17 @@ class Linear(Weighted):
     #: "auto" | "dense" | "event": how forward computes W s_t (see minisnn.events)
     execution = "auto"
 
+    def reset(self, batch_size, training=False, rng=None, T=None):
+        super().reset(batch_size, training, rng, T)
+        self.weight_t = None      # W^T, contiguous, for the event path: made once per forward
+
     def forward(self, x, rows=ALL):
         self.count_input(x, rows)
         inputs, w = x.reshape(-1, x.shape[-1]), self.params["weight"]
         if events.prefers_events(self.execution, self.xp, inputs, w.shape[0]):
-            currents = events.linear(self.xp, inputs, w.T)                                # cost ~ spikes
+            if self.weight_t is None:
+                self.weight_t = self.xp.ascontiguousarray(w.T)
+            currents = events.linear(self.xp, inputs, self.weight_t)                     # cost ~ spikes
         else:
             currents = inputs @ w.T                                                      # one product for the chunk
         return currents.reshape(x.shape[:-1] + self.out_shape)
