@@ -93,20 +93,37 @@ def conv2d(xp, x, weight, stride, padding):
     channel = (flat % c).astype(xp.int32)
     pixel = (flat // c).astype(xp.int32)               # n * H * W + y * W + x
     col, row, image = pixel % w, (pixel // w) % h, pixel // (h * w)
-    rows, cols, data = [], [], []
-    for dy in range(k):
-        oy = row + (padding - dy)                      # = stride * (output row) through tap dy
-        for dx in range(k):
-            ox = col + (padding - dx)
-            reached = (oy >= 0) & (oy < ho * stride) & (ox >= 0) & (ox < wo * stride)
+
+    def reach(coord, out_size):
+        """Per kernel offset d: which events reach an output row (column) through it, and which."""
+        valid, index = [], []
+        for d in range(k):
+            o = coord + (padding - d)                  # = stride * output index
+            ok = (o >= 0) & (o < out_size * stride)
             if stride > 1:
-                reached &= (oy % stride == 0) & (ox % stride == 0)
-            hit = xp.flatnonzero(reached)
-            rows.append((image[hit] * ho + oy[hit] // stride) * wo + ox[hit] // stride)
-            cols.append(channel[hit] + (dy * k + dx) * c)
-            data.append(values[hit])
+                ok &= o % stride == 0
+            valid.append(ok)
+            index.append(o // stride)
+        return valid, index
+
+    valid_y, out_y = reach(row, ho)
+    valid_x, out_x = reach(col, wo)
+    hits = [[xp.flatnonzero(valid_y[dy] & valid_x[dx]) for dx in range(k)] for dy in range(k)]
+    total = sum(int(hit.size) for taps in hits for hit in taps)
+    rows, cols = xp.empty(total, xp.int32), xp.empty(total, xp.int32)
+    binary = values.size == 0 or bool(values.min() == values.max())   # all events alike: no gathers
+    data = xp.full(total, values[0] if values.size else 0, x.dtype) if binary else xp.empty(total, x.dtype)
+    start = 0
+    for dy in range(k):
+        row_start = (image * ho + out_y[dy]) * wo      # output pixel index without the column
+        for dx in range(k):
+            hit = hits[dy][dx]
+            end = start + hit.size
+            xp.add(row_start[hit], out_x[dx][hit], out=rows[start:end])
+            xp.add(channel[hit], (dy * k + dx) * c, out=cols[start:end])
+            if not binary:
+                data[start:end] = values[hit]
+            start = end
     # Tap-major order keeps each row's columns increasing, so the CSR conversion needs no sort.
-    patches = sparse_module(xp).coo_matrix(
-        (xp.concatenate(data), (xp.concatenate(rows), xp.concatenate(cols))),
-        shape=(n * ho * wo, k * k * c)).tocsr()
+    patches = sparse_module(xp).coo_matrix((data, (rows, cols)), shape=(n * ho * wo, k * k * c)).tocsr()
     return (patches @ weight_matrix(weight)).reshape(n, ho, wo, c_out)

@@ -255,7 +255,8 @@ class SpikingAvgPool(Neurons):
 
 class Dropout(Layer):
     """One Bernoulli mask per sample and unit, drawn once per forward and held for all T steps
-    (section 3.3.2); kept units scaled by 1 / (1 - p). Identity at evaluation."""
+    (section 3.3.2); kept units scaled by 1 / (1 - p). Identity at evaluation. Like the neurons,
+    forward works in place: it scales the spike chunk it is given."""
 
     def __init__(self, p=0.2, name=None):
         super().__init__(name)
@@ -272,7 +273,9 @@ class Dropout(Layer):
             self.mask = keep.astype(self.dtype) * (1.0 / (1.0 - self.p))
 
     def forward(self, x, rows=ALL):
-        return x if self.mask is None else x * self.mask[rows]
+        if self.mask is not None:
+            x *= self.mask[rows]          # in place: the spikes are this layer's alone
+        return x
 
     def backward(self, grad):
         return grad if self.mask is None else grad * self.mask

@@ -42,7 +42,7 @@ def check_layer(layer, in_shape, name, samples=12):
 
     def phi():
         layer.reset(BATCH, training=True, rng=BACKEND.rng(2, "dropout"), T=1)
-        return float(np.sum(r * layer.forward(x[None])[0]))
+        return float(np.sum(r * layer.forward(x[None].copy())[0]))
 
     phi()
     grad_x = layer.backward(r)
