@@ -26,12 +26,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from minisnn import ann, energy, models  # noqa: E402
 from minisnn.backend import Backend  # noqa: E402
+from minisnn.config import thesis_preset  # noqa: E402
 from minisnn.data import load, subset  # noqa: E402
 from minisnn.loss import correct, mse_loss  # noqa: E402
 from minisnn.optim import SGD  # noqa: E402
@@ -154,7 +154,7 @@ def main(argv=None):
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from minisnn.analyze import load_network
         trained, info = load_network(args.snn_checkpoint, backend, seed=args.seed)
-        T = args.snn_T or info["T"] or models.DEFAULT_T["lenet5"]
+        T = args.snn_T or info["T"] or thesis_preset("lenet5", info["dataset"])["timesteps"]
         from minisnn.checkpoint import load as load_checkpoint
         done = load_checkpoint(args.snn_checkpoint).epoch
         how = f"{done} ep on {info['config'].get('limit_train') or 'all'} img (checkpoint {Path(args.snn_checkpoint).name})"

@@ -33,6 +33,7 @@ import threading
 from pathlib import Path
 
 from .backend import parse_device
+from .config import thesis_preset
 from .data.registry import DATA_ROOT_RULE
 from .runs import GPU_HINT, error_text
 
@@ -304,7 +305,6 @@ def main(argv=None):
 def run(args):
     from tqdm.auto import tqdm
 
-    from . import models
     from .backend import Backend, DeviceError
     from .checkpoint import CheckpointError
     from .data import DatasetError, load, subset
@@ -325,7 +325,7 @@ def run(args):
         return _fail(f"{exc}\n{GPU_HINT}")
     except (CheckpointError, DatasetError, UsageError) as exc:
         return _fail(exc)
-    T = args.timesteps or info["T"] or models.DEFAULT_T[info["model"]]
+    T = args.timesteps or info["T"] or thesis_preset(info["model"], info["dataset"])["timesteps"]
     out = Path(args.out) if args.out else default_out(args.checkpoint)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -45,8 +45,6 @@ _DEFAULT_DATASET = {"lenet5": "mnist", "vgg7": "svhn", "resnet7": "svhn",
 DEFAULT_DROPOUT = {"lenet5": 0.0, "vgg7": 0.2, "vgg9": 0.2,
                    "resnet7": 0.25, "resnet9": 0.25, "resnet11": 0.25}
 
-#: Time steps the thesis uses for each model's dataset (section 4.1.5): 50 for MNIST, 100 else.
-DEFAULT_T = {"lenet5": 50, "vgg7": 100, "vgg9": 100, "resnet7": 100, "resnet9": 100, "resnet11": 100}
 
 
 def default_dataset(name: str) -> str:
@@ -310,5 +308,5 @@ def summary(name, input_shape=None, num_classes=10, width=1.0, **kwargs):
     return build(name, input_shape, num_classes, width, **kwargs).summary()
 
 
-__all__ = ["MODELS", "DEFAULT_DROPOUT", "DEFAULT_T", "build", "layers", "summary", "default_dataset",
+__all__ = ["MODELS", "DEFAULT_DROPOUT", "build", "layers", "summary", "default_dataset",
            "default_input_shape"]

@@ -4,7 +4,7 @@ import numpy as np
 from minisnn import energy
 from minisnn.backend import Backend
 from minisnn.encoding import FrameInput
-from minisnn.layers import LIF, Conv2d, Flatten, Linear, Output
+from minisnn.layers import LIF, Conv2d, Flatten, Output
 from minisnn.network import Network
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from minisnn import models
 from minisnn.backend import Backend
+from minisnn.config import thesis_preset
 from minisnn.layers import Dropout, Identity
 from minisnn.linearised import Linearised, random_gains
 from minisnn.loss import mse_loss
@@ -382,7 +383,7 @@ def test_every_hidden_layer_spikes_at_initialisation(name, shape, width):
         x = rng.standard_normal((2,) + shape)
     else:
         x = rng.uniform(0, 1, (2,) + shape)
-    T = models.DEFAULT_T[name]
+    T = thesis_preset(name, models.default_dataset(name))["timesteps"]
     start = time.perf_counter()
     net.forward(x.astype(np.float32), T, train=False, rng_key=(0,))
     seconds = time.perf_counter() - start

@@ -4,7 +4,6 @@ import math
 import numpy as np
 import pytest
 
-from minisnn import Backend
 from minisnn.neurons import NeuronState, integrate_and_fire, lif_derivative
 
 XP = np

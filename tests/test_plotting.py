@@ -6,7 +6,6 @@ import matplotlib
 import pytest
 
 matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
 
 from minisnn import plotting  # noqa: E402
 

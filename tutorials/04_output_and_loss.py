@@ -34,7 +34,6 @@
 # notebook (`jupytext --to notebook tutorials/04_output_and_loss.py`, see `tutorials/README.md`).
 
 # %%
-import math
 import os
 import sys
 from pathlib import Path

@@ -35,7 +35,6 @@
 # notebook (`jupytext --to notebook tutorials/06_backprop.py`, see `tutorials/README.md`).
 
 # %%
-import math
 import os
 import sys
 from pathlib import Path

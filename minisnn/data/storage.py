@@ -20,7 +20,6 @@ from pathlib import Path, PurePosixPath
 from ..fileio import fsync_dir
 from .errors import DatasetCorruptError, DatasetError, DatasetNotFoundError, DownloadError
 from .formats import IDX_MAX_BYTES, _read_bytes, decompress_if_gzip, list_nmnist
-from .layouts import idx_path
 from .registry import (DATASETS, REMOTE, SYSTEM_LOCATIONS, RemoteFile, builtin_data_root,
                        canonical_name, check_split, default_data_root)
 
