@@ -14,6 +14,13 @@ spike counts) ``(B, *out_shape)`` and returns dE/d(its input spike counts) ``(B,
 storing dE/dW for its parameters in ``self.grads``. It runs once per iteration, on the
 statistics the forward accumulated, whatever T was.
 
+The authors' gradient through time (docs/algorithm.md, "The authors' gradient through time"),
+selected with ``Network(gradient="through-time")``: the forward also keeps per-step copies
+(:class:`StepRecord`: the inputs of weighted layers, the spikes of neuron layers, for all T
+steps, so memory grows with T), and ``backward_through_time`` takes dE/d(its output at each step)
+``(T, B, *out_shape)`` and returns dE/d(its input at each step) ``(T, B, *in_shape)``, also
+filling ``self.grads``.
+
 The linearised twin used by the finite-difference checks (every neuron a frozen gain) is
 built outside the layers, in :mod:`minisnn.linearised`.
 
@@ -29,11 +36,29 @@ from .neurons import NeuronState, integrate_and_fire, leaky_sum, lif_derivative
 ALL = slice(None)  # rows=ALL: the whole batch
 
 
+class StepRecord:
+    """Copies of a layer's chunks for all T steps of a pass, ``steps`` (T, B, *shape), for the
+    gradient through time (memory grows with T). Each row slice of the batch (one per CPU worker)
+    is filled in time order, chunk by chunk, from its own cursor."""
+
+    def __init__(self, xp, T, batch, shape, dtype):
+        self.steps = xp.zeros((T, batch) + tuple(shape), dtype)
+        self._next = {}
+
+    def add(self, chunk, rows):
+        key = (rows.start, rows.stop)
+        start = self._next.get(key, 0)
+        self.steps[start:start + chunk.shape[0], rows] = chunk
+        self._next[key] = start + chunk.shape[0]
+
+
 class Layer:
     """Base class: no parameters, no state."""
 
     #: Set by :meth:`Network.observe`: called with (layer, input chunk) before each forward.
     observer = None
+    #: Set by the network's ``gradient``: True makes a training forward keep :class:`StepRecord`s.
+    through_time = False
 
     def __init__(self, name: str | None = None):
         self.name = name
@@ -69,6 +94,13 @@ class Layer:
     def sublayers(self):
         return [self]
 
+    def recorded(self, record):
+        """The per-step array of ``record``, or a clear error when the forward kept none."""
+        if record is None:
+            raise RuntimeError(f"{self.name}: the gradient through time needs a forward(train=True) "
+                               "with the network's gradient='through-time'")
+        return record.steps
+
     def __repr__(self):
         return f"{type(self).__name__}({self.name})"
 
@@ -84,16 +116,26 @@ class Weighted(Layer):
         shape = self.weight_shape
         fan_in = math.prod(shape[1:])
         std = math.sqrt(gain / fan_in)
-        self.params["weight"] = (rng.standard_normal(shape, dtype=self.dtype) * std).astype(self.dtype)
+        # drawn in float32 whatever the dtype, so float32 and float64 runs start from the same weights
+        normal = rng.standard_normal(shape, dtype=self.xp.float32).astype(self.dtype)
+        self.params["weight"] = (normal * std).astype(self.dtype)
+
+    #: Whether the gradient through time needs the inputs s_t of every step (not the output layer's).
+    records_inputs = True
 
     def reset(self, batch_size, training=False, rng=None, T=None):
         super().reset(batch_size, training, rng, T)
         self.input_count = self.xp.zeros((batch_size,) + self.in_shape, self.dtype) if training else None
+        self.input_steps = (StepRecord(self.xp, T, batch_size, self.in_shape, self.dtype)
+                            if training and self.through_time and self.records_inputs else None)
 
     def count_input(self, x, rows):
-        """x(T) = sum_t s_t, the per-sample input spike count (eq 3.3), kept for the backward."""
+        """x(T) = sum_t s_t, the per-sample input spike count (eq 3.3), kept for the backward
+        (and, for the gradient through time, every s_t)."""
         if self.training:
             self.input_count[rows] += x.sum(axis=0)
+            if self.input_steps is not None:
+                self.input_steps.add(x, rows)
 
 
 class Conv2d(Weighted):
@@ -133,6 +175,16 @@ class Conv2d(Weighted):
         return ops.conv2d_backward_input(
             self.xp, delta, w, self.input_count.shape, self.stride, self.padding)
 
+    def backward_through_time(self, grad_steps):
+        """dE/dW = sum_t g_t * s_t: one correlation over all T * B rows."""
+        inputs, w = self.recorded(self.input_steps), self.params["weight"]
+        images = inputs.reshape((-1,) + self.in_shape)
+        delta = grad_steps.reshape((-1,) + self.out_shape)
+        self.grads["weight"] = ops.conv2d_backward_weight(
+            self.xp, images, delta, w.shape, self.stride, self.padding)
+        return ops.conv2d_backward_input(
+            self.xp, delta, w, images.shape, self.stride, self.padding).reshape(inputs.shape)
+
 
 class Linear(Weighted):
     """Fully connected map without bias; weight shape (out_features, in_features)."""
@@ -168,6 +220,13 @@ class Linear(Weighted):
         self.grads["weight"] = delta.T @ self.input_count                               # eq 3.25
         return delta @ self.params["weight"]
 
+    def backward_through_time(self, grad_steps):
+        """dE/dW = sum_t g_t s_t^T: one product over all T * B rows; dE/ds_t = W^T g_t."""
+        inputs = self.recorded(self.input_steps)
+        delta = grad_steps.reshape(-1, grad_steps.shape[-1])
+        self.grads["weight"] = delta.T @ inputs.reshape(-1, inputs.shape[-1])
+        return (delta @ self.params["weight"]).reshape(inputs.shape)
+
 
 class Flatten(Layer):
     """(H, W, C) -> (H * W * C,)."""
@@ -180,6 +239,9 @@ class Flatten(Layer):
 
     def backward(self, grad):
         return grad.reshape((grad.shape[0],) + self.in_shape)
+
+    def backward_through_time(self, grad_steps):
+        return grad_steps.reshape(grad_steps.shape[:2] + self.in_shape)
 
 
 # ------------------------------------------------------------------------------------------
@@ -195,9 +257,31 @@ class Neurons(Layer):
         super().reset(batch_size, training, rng, T)
         self.state = NeuronState(self.xp, (batch_size,) + self.out_shape, self.dtype,
                                  keep_trace=self.keep_trace and training)
+        self.output_steps = (StepRecord(self.xp, T, batch_size, self.out_shape, bool)
+                             if training and self.through_time else None)
+
+    def fire(self, spikes, rows):
+        """Keep the chunk's spikes o_t for the gradient through time, if it is on; return them."""
+        if self.output_steps is not None:
+            self.output_steps.add(spikes, rows)
+        return spikes
 
     def backward(self, grad):
         return grad * self.derivative()                                                 # eq 3.12
+
+    def backward_through_time(self, grad_steps):
+        """dE/dU_t through the hard reset, backwards from g_{T+1} = 0 (the authors' graph):
+
+            g_t = o_t a' dE/do_t + (1 - o_t) g_{t+1}
+
+        a spike passes its step's gradient (times the per-neuron a' of :meth:`derivative`), a
+        silent step passes the next step's on. Returns g_t = dE/d(input current at step t)."""
+        spikes = self.recorded(self.output_steps)
+        g = grad_steps * self.derivative()                       # a' dE/do_t, a new (T, B, ...) array
+        g[-1] *= spikes[-1]
+        for t in range(g.shape[0] - 2, -1, -1):
+            self.xp.copyto(g[t], g[t + 1], where=~spikes[t])     # silent: g_t = g_{t+1}
+        return g
 
     @property
     def spike_count(self):
@@ -214,7 +298,8 @@ class LIF(Neurons):
         self.threshold, self.leak = threshold, leak
 
     def forward(self, currents, rows=ALL):
-        return integrate_and_fire(self.xp, currents, self.state.rows(rows), self.threshold, self.leak)
+        spikes = integrate_and_fire(self.xp, currents, self.state.rows(rows), self.threshold, self.leak)
+        return self.fire(spikes, rows)
 
     def derivative(self):
         """a'(net) per neuron (eq 3.22)."""
@@ -226,6 +311,8 @@ class SpikingAvgPool(Neurons):
 
     Backward as in the authors' code: the gradient passes with factor 1 where the pooling
     neuron fired at least once and 0 elsewhere (not 1/threshold), then spreads over the window / 4.
+    Through time, the factor is 1 at the steps the pooling neuron fired, with the reset recursion
+    of :meth:`Neurons.backward_through_time`.
     """
 
     keep_trace = False
@@ -244,13 +331,20 @@ class SpikingAvgPool(Neurons):
         # against theta (scaling by 1/4 is exact in floating point), one pass cheaper.
         summed = ops.sum_pool2x2(x.reshape((steps * batch,) + self.in_shape))
         summed = summed.reshape((steps, batch) + self.out_shape)
-        return integrate_and_fire(self.xp, summed, self.state.rows(rows), 4 * self.threshold)
+        return self.fire(integrate_and_fire(self.xp, summed, self.state.rows(rows), 4 * self.threshold), rows)
 
     def derivative(self):
         return (self.state.count > 0).astype(self.dtype)
 
     def backward(self, grad):
         return ops.avg_pool2x2_backward(self.xp, grad * self.derivative(), (grad.shape[0],) + self.in_shape)
+
+    def backward_through_time(self, grad_steps):
+        g = super().backward_through_time(grad_steps)
+        steps, batch = g.shape[:2]
+        spread = ops.avg_pool2x2_backward(self.xp, g.reshape((-1,) + self.out_shape),
+                                          (steps * batch,) + self.in_shape)
+        return spread.reshape((steps, batch) + self.in_shape)
 
 
 class Dropout(Layer):
@@ -269,7 +363,7 @@ class Dropout(Layer):
         super().reset(batch_size, training, rng, T)
         self.mask = None
         if training and self.p > 0:
-            keep = rng.random((batch_size,) + self.in_shape, dtype=self.dtype) >= self.p
+            keep = rng.random((batch_size,) + self.in_shape, dtype=self.xp.float32) >= self.p   # any dtype: same mask
             self.mask = keep.astype(self.dtype) * (1.0 / (1.0 - self.p))
 
     def forward(self, x, rows=ALL):
@@ -279,6 +373,8 @@ class Dropout(Layer):
 
     def backward(self, grad):
         return grad if self.mask is None else grad * self.mask
+
+    backward_through_time = backward          # the mask is the same at every step
 
 
 # ------------------------------------------------------------------------------------------
@@ -296,7 +392,14 @@ class Output(Weighted):
     products over slices of the batch would make the result depend on the worker count.
 
     The authors' code leaks after adding the input, U_t = lambda (U_{t-1} + W s_t), so its
-    output is this one times lambda (a constant 1 % at lambda = 0.99)."""
+    output is this one times lambda (a constant 1 % at lambda = 0.99).
+
+    Through time, the leak passes no gradient (the authors' graph), so dE/dU^L_t = e / T at every
+    step and the gradients are the aggregated ones; :meth:`backward_through_time` takes the
+    error e (B, classes) like :meth:`backward` and returns dE/ds_t (T, B, in_features), the same at
+    every step (a read-only broadcast view)."""
+
+    records_inputs = False
 
     def __init__(self, in_features, num_classes, leak=0.99, name=None):
         super().__init__(name)
@@ -329,6 +432,10 @@ class Output(Weighted):
         self.grads["weight"] = delta.T @ self.input_count                               # eq 3.25
         return delta @ self.params["weight"]
 
+    def backward_through_time(self, error):
+        grad = self.backward(error)
+        return self.xp.broadcast_to(grad, (self.T,) + grad.shape)
+
 
 class Identity(Layer):
     def forward(self, x, rows=ALL):
@@ -336,6 +443,8 @@ class Identity(Layer):
 
     def backward(self, grad):
         return grad
+
+    backward_through_time = backward
 
 
 class Subsample(Layer):
@@ -351,6 +460,11 @@ class Subsample(Layer):
     def backward(self, grad):
         out = self.xp.zeros((grad.shape[0],) + self.in_shape, grad.dtype)
         out[:, ::2, ::2, :] = grad
+        return out
+
+    def backward_through_time(self, grad_steps):
+        out = self.xp.zeros(grad_steps.shape[:2] + self.in_shape, grad_steps.dtype)
+        out[:, :, ::2, ::2, :] = grad_steps
         return out
 
 
@@ -422,3 +536,9 @@ class ResidualBlock(Layer):
         delta = self.lif_b.backward(grad)
         through_main = self.conv_a.backward(self.lif_a.backward(self.drop.backward(self.conv_b.backward(delta))))
         return through_main + self.skip.backward(delta)
+
+    def backward_through_time(self, grad_steps):
+        delta = self.lif_b.backward_through_time(grad_steps)
+        hidden = self.drop.backward_through_time(self.conv_b.backward_through_time(delta))
+        through_main = self.conv_a.backward_through_time(self.lif_a.backward_through_time(hidden))
+        return through_main + self.skip.backward_through_time(delta)

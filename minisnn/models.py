@@ -279,7 +279,7 @@ def layers(name, input_shape=None, num_classes=10, width=1.0, *, threshold=1.0, 
 
 def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, threshold=1.0,
           leak=0.99, pool_threshold=0.75, dropout=None, seed=0, time_chunk=10, encoder=None,
-          init_gain=None, resnet11_skip="subsample", execution="auto"):
+          init_gain=None, resnet11_skip="subsample", execution="auto", gradient="aggregated"):
     """Build model ``name`` (one of :data:`MODELS`) of tables 4.2-4.4 as a :class:`Network`.
 
     ``input_shape`` is (C, H, W), channels first: (1, 28, 28), (2, 34, 34) or (3, 32, 32) in
@@ -293,14 +293,15 @@ def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, th
     its docstring).
     ``encoder=None`` is the Network's default PoissonEncoder (scale 1, the thesis' reading;
     the authors' MNIST code corresponds to ``PoissonEncoder(scale=0.5)``). ``execution``:
-    "auto", "dense" or "event" products (:class:`Network`).
+    "auto", "dense" or "event" products (:class:`Network`). ``gradient``: "aggregated" or
+    "through-time" backward (:class:`Network`).
     """
     key = _check_name(name)
     input_shape = default_input_shape(key) if input_shape is None else tuple(input_shape)
     stack = layers(key, input_shape, num_classes, width, threshold=threshold, leak=leak,
                    pool_threshold=pool_threshold, dropout=dropout, resnet11_skip=resnet11_skip)
     return Network(stack, input_shape, backend=backend, encoder=encoder, time_chunk=time_chunk,
-                   init_gain=init_gain, seed=seed, name=key, execution=execution)
+                   init_gain=init_gain, seed=seed, name=key, execution=execution, gradient=gradient)
 
 
 def summary(name, input_shape=None, num_classes=10, width=1.0, **kwargs):

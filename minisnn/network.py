@@ -34,11 +34,19 @@ class Network:
     how convolutions and fc layers compute W s_t - ``"dense"`` matrix products, ``"event"``-driven
     sparse products (cost in proportion to the spikes, :mod:`minisnn.events`) or ``"auto"``
     (per layer and chunk, by the measured input density); the results agree up to float rounding.
+    ``gradient``: what :meth:`backward` computes - ``"aggregated"``, the one pass on the
+    statistics over T (eqs 3.23-3.25, the default), or ``"through-time"``, the authors' per-step
+    gradient through the hard reset (docs/algorithm.md); the latter makes a training forward keep
+    every step's spikes of every layer, so its memory grows with T.
     """
+
+    #: The backward passes :attr:`gradient` can select.
+    GRADIENTS = ("aggregated", "through-time")
 
     def __init__(self, layers, input_shape, backend: Backend | None = None, encoder=None,
                  time_chunk: int = 10, init_gain: float | None = None, seed: int = 0,
-                 name: str = "network", workers: int | None = None, execution: str = "auto"):
+                 name: str = "network", workers: int | None = None, execution: str = "auto",
+                 gradient: str = "aggregated"):
         if not layers or not isinstance(layers[-1], Output):
             raise ValueError("a Network must end with an Output layer")
         self.layers = list(layers)
@@ -60,6 +68,7 @@ class Network:
             shape = layer.build(self.backend, shape)
         self.num_classes = shape[0]
         self.execution = execution
+        self.gradient = gradient
         self.init_parameters(seed)
         self.T = None
 
@@ -88,6 +97,19 @@ class Network:
             if isinstance(layer, (Conv2d, Linear)):
                 layer.execution = mode
 
+    @property
+    def gradient(self):
+        """"aggregated" or "through-time": the backward pass (see the class docstring)."""
+        return self._gradient
+
+    @gradient.setter
+    def gradient(self, mode):
+        if mode not in self.GRADIENTS:
+            raise ValueError(f"gradient must be one of {', '.join(map(repr, self.GRADIENTS))}, got {mode!r}")
+        self._gradient = mode
+        for layer in self.layers + self.all_layers():
+            layer.through_time = mode == "through-time"
+
     def close(self):
         """Stop the CPU worker threads (done at exit anyway; a later forward starts them again)."""
         self._close_runner()
@@ -104,9 +126,10 @@ class Network:
         return self.xp.ascontiguousarray(x.transpose(axes))
 
     def _to_external(self, x):
+        """(..., H, W, C) -> (..., C, H, W); vectors pass through."""
         if len(self.input_shape) != 3:
             return x
-        return x.transpose(0, 3, 1, 2)
+        return x.transpose(tuple(range(x.ndim - 3)) + (x.ndim - 1, x.ndim - 3, x.ndim - 2))
 
     # -- parameters ------------------------------------------------------------------------
     def all_layers(self):
@@ -148,7 +171,8 @@ class Network:
 
         ``x`` is what the encoder takes: a batch of images (B, *input_shape), rate-coded over T
         steps, or with a :class:`~minisnn.encoding.FrameInput` a spike train (T, B, *input_shape),
-        whose length is T. ``train`` keeps the statistics the backward needs and applies dropout.
+        whose length is T. ``train`` keeps the statistics the backward needs and applies dropout;
+        with ``gradient="through-time"`` it also keeps every step's spikes (memory grows with T).
         ``rng_key`` determines every random draw of the pass (encoding, dropout masks).
         """
         self._check_input(x)
@@ -216,13 +240,15 @@ class Network:
         """Back-propagate dE/d output = e (eq 3.9) through every layer in reverse (eqs 3.23-3.25).
 
         Fills :meth:`gradients`; returns dE/d(input spike counts) in the input's layout.
+        With ``gradient="through-time"`` each layer runs ``backward_through_time`` on the steps
+        the forward kept, and the result is dE/d(input spikes at each step), (T, B, *input_shape).
         """
         if self.T is None:
             raise RuntimeError("backward() needs a forward(train=True) first")
         grad = error
         with self.runner.compute():
             for layer in reversed(self.layers):
-                grad = layer.backward(grad)
+                grad = layer.backward_through_time(grad) if self.gradient == "through-time" else layer.backward(grad)
         return self._to_external(grad)
 
     # -- monitoring ------------------------------------------------------------------------
