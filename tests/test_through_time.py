@@ -119,17 +119,18 @@ def compare_modes(net, x, labels, T):
     return figures
 
 
-# Measured at initialisation, T = 20: LeNet5 cosines 0.976-0.997, norm ratios 1.28-1.53; ResNet11's
-# fc1 0.935 (ratio 1.15), its convolutions 0.47-0.85 (ratios 1.6-3.7): the credit the gradient
-# through time denies after each neuron's last spike compounds over ten sparse layers.
+# Measured at initialisation, T = 20, a few draws: LeNet5 cosines 0.81-0.997 (fc1 0.96-0.98), norm
+# ratios 1.3-2.1; ResNet11's fc1 0.91-0.94 (ratio 1.2-1.3), its convolutions 0.47-0.93 (ratios
+# 1.6-3.7): the credit the gradient through time denies after each neuron's last spike compounds
+# over ten sparse layers.
 @pytest.mark.parametrize("model, width, shape, min_cosine",
-                         [("lenet5", 0.25, (1, 28, 28), 0.95), ("resnet11", 0.125, (3, 32, 32), 0.4)])
+                         [("lenet5", 0.25, (1, 28, 28), 0.7), ("resnet11", 0.125, (3, 32, 32), 0.35)])
 def test_models_in_both_modes_point_the_same_way(model, width, shape, min_cosine):
-    net = models.build(model, shape, 10, width, Backend("cpu", "float64"), seed=2)   # a seed that spikes in every layer
-    x = np.random.default_rng(1).uniform(0, 1, (8,) + shape)
-    labels = np.arange(8) % 10
-    figures = compare_modes(net, x, labels, T)
-    assert figures["fc1.weight"][0] > 0.9
+    net = models.build(model, shape, 10, width, Backend("cpu", "float64"), seed=2, encoder=FrameInput())
+    rng = np.random.default_rng(1)
+    spikes = (rng.random((T, 8) + shape) < rng.uniform(0, 1, (8,) + shape)).astype(np.float64)
+    figures = compare_modes(net, spikes, np.arange(8) % 10, None)
+    assert figures["fc1.weight"][0] > 0.85
     for name, (cos, ratio) in figures.items():
         assert cos > min_cosine, (name, cos)
         if name == "output.weight":
