@@ -98,6 +98,9 @@ KNOBS = {k.name: k for k in [
     K("weight_decay", PRESET, "L2 weight decay", float, rule=_NONNEG, group="optimisation"),
     K("momentum", PRESET, "SGD momentum (the authors' code applies none)", float, rule=_FRACTION,
       group="optimisation"),
+    K("gradient", "aggregated", "backward pass: 'aggregated' (one pass on statistics over T, the "
+      "thesis) or 'through-time' (the authors' per-step gradient through the reset; memory grows with T)",
+      choices=("aggregated", "through-time"), group="optimisation"),
     # -- run --------------------------------------------------------------------------------
     K("device", "cpu", "cpu (NumPy), or gpu / cuda (CuPy on GPU 0), gpu:N / cuda:N (GPU N)",
       rule=_DEVICE, experiment=False, group="run"),
@@ -118,7 +121,7 @@ KNOBS = {k.name: k for k in [
 del K
 
 #: Knobs added after checkpoints were first written, with the value older checkpoints imply.
-ADDED_LATER = {"loss_reduction": "sum", "preset": "thesis", "execution": "auto"}
+ADDED_LATER = {"loss_reduction": "sum", "preset": "thesis", "execution": "auto", "gradient": "aggregated"}
 
 #: Knobs that define the experiment: a resumed run must not change them.
 IDENTITY_KEYS = tuple(name for name, knob in KNOBS.items() if knob.experiment)

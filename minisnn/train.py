@@ -305,6 +305,7 @@ def _main(given, callbacks):
     info = DATASETS[config["dataset"]]                                                     # the network
     net = models.build(config["model"], tuple(info.input_shape), info.num_classes, config["width"], backend,
                        dropout=config["dropout"], seed=config["seed"], time_chunk=config["time_chunk"],
+                       gradient=config["gradient"],
                        encoder=FrameInput() if info.kind == "events" else PoissonEncoder(config["encoding_scale"]))
     net.workers, net.execution = config["threads"], config["execution"]
     if config["optimizer"] == "adam":

@@ -10,6 +10,8 @@ from minisnn.encoding import FrameInput, poisson_encode
 from minisnn.neurons import lif_derivative
 from minisnn.testing import strict_backend
 
+from test_train import fake_mnist, last_json, run_cli  # noqa: F401 (fake_mnist: a fixture)
+
 B, T = 12, 20
 
 
@@ -240,3 +242,24 @@ def test_one_time_step_gives_the_aggregated_gradient(make):
         assert np.any(expected != 0), name
         np.testing.assert_allclose(through[name], expected, rtol=1e-12, atol=1e-14 * np.abs(expected).max(),
                                    err_msg=name)
+
+
+def test_cli_trains_with_the_gradient_through_time(fake_mnist, tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli(["--data-dir", fake_mnist, "--width", 0.1, "--limit-train", 64, "--limit-test", 32,
+                    "--epochs", 1, "-T", 5, "--batch-size", 16, "--gradient", "through-time", "--quiet",
+                    "--out", out], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    from minisnn import checkpoint
+    assert checkpoint.load(out / "checkpoint.h5").config["gradient"] == "through-time"
+    proc = run_cli(["--gradient", "bptt"], tmp_path)
+    assert proc.returncode == 2 and "through-time" in proc.stderr
+
+
+def test_gradient_knob_defaults_for_old_checkpoints_and_cannot_change_on_resume():
+    from minisnn import config
+    stored = config.resolve({"model": "lenet5"})
+    old = {k: v for k, v in stored.items() if k != "gradient"}
+    assert config.upgrade_stored(old)["gradient"] == "aggregated"
+    with pytest.raises(config.ConfigError, match="--gradient"):
+        config.resolve_stored({"gradient": "through-time"}, old, "resume")
