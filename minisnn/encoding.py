@@ -56,8 +56,10 @@ class PoissonEncoder:
     def encode(self, xp, prepared, steps, rng):
         """Spikes for the next ``steps`` time steps: (steps, *images.shape)."""
         probability, sign = prepared
-        u = rng.random((steps,) + probability.shape, dtype=probability.dtype)
-        spikes = xp.less(u, probability, out=u)       # u < p  <=>  p > u
+        # drawn in float32 whatever the dtype, so float32 and float64 runs see the same spikes
+        u = rng.random((steps,) + probability.shape, dtype=xp.float32)
+        spikes = u if probability.dtype == u.dtype else xp.empty(u.shape, probability.dtype)
+        xp.less(u, probability, out=spikes)           # u < p  <=>  p > u
         if sign is not None:
             spikes *= sign
         return spikes
