@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import minisnn.data as data
-from minisnn.data import registry, storage
+from minisnn.data import downloads, registry
 from minisnn.data.registry import RemoteFile
 from test_data_formats import cifar_pickle, encode_nmnist
 
@@ -67,7 +67,7 @@ def test_fetch_good(server, tmp_path):
     url, h = server
     _serve(h, "good", "f.bin", GOOD)
     remote = RemoteFile("f.bin", (), md5=GOOD_MD5)
-    path = storage.fetch(remote, tmp_path, progress=False, mirrors=[url + "/good/"])
+    path = downloads.fetch(remote, tmp_path, progress=False, mirrors=[url + "/good/"])
     assert path.read_bytes() == GOOD
     assert _leftovers(tmp_path) == ["f.bin"]
 
@@ -78,9 +78,9 @@ def test_fetch_corrupt_then_fallback(server, tmp_path):
     _serve(h, "good", "f.bin", GOOD)
     remote = RemoteFile("f.bin", (), md5=GOOD_MD5)
     with pytest.raises(data.DownloadError, match="checksum mismatch"):
-        storage.fetch(remote, tmp_path, progress=False, mirrors=[url + "/corrupt"])
+        downloads.fetch(remote, tmp_path, progress=False, mirrors=[url + "/corrupt"])
     assert _leftovers(tmp_path) == []            # nothing left behind, no .part either
-    path = storage.fetch(remote, tmp_path, progress=False,
+    path = downloads.fetch(remote, tmp_path, progress=False,
                          mirrors=[url + "/corrupt", url + "/good"])
     assert path.read_bytes() == GOOD and _leftovers(tmp_path) == ["f.bin"]
 
@@ -91,10 +91,10 @@ def test_fetch_dropped_connection(server, tmp_path):
     _serve(h, "good", "f.bin", GOOD)
     remote = RemoteFile("f.bin", (), md5=GOOD_MD5)
     with pytest.raises(data.DownloadError, match="drop/f.bin"):
-        storage.fetch(remote, tmp_path, progress=False, mirrors=[url + "/drop"])
+        downloads.fetch(remote, tmp_path, progress=False, mirrors=[url + "/drop"])
     assert _leftovers(tmp_path) == []
     n = len(h.hits)
-    path = storage.fetch(remote, tmp_path, progress=False,
+    path = downloads.fetch(remote, tmp_path, progress=False,
                          mirrors=[url + "/missing", url + "/drop", url + "/good"])
     assert h.hits[n:] == ["/missing/f.bin", "/drop/f.bin", "/good/f.bin"]
     assert path.read_bytes() == GOOD and _leftovers(tmp_path) == ["f.bin"]

@@ -24,7 +24,8 @@ from .loaders import load
 from .preprocess import (COLOUR_DATASETS, Standardize, channel_stats, check_pixel_scale,
                          random_crop_flip, standardize, to_float)
 from .registry import DATASETS, DatasetInfo, builtin_data_root, canonical_name, default_data_root
-from .storage import check_identity, download, ensure_available, locate, safe_extract, verify
+from .downloads import download, ensure_available, safe_extract
+from .storage import check_identity, locate, verify
 
 __all__ = [
     "BatchIterator", "COLOUR_DATASETS", "builtin_data_root", "DATASETS", "DatasetCorruptError", "DatasetError",

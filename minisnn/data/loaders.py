@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from .errors import DatasetCorruptError
 from .registry import DATASETS, canonical_name, check_split
-from .storage import check_identity, ensure_available
+from .downloads import ensure_available
+from .storage import check_identity
 
 
 def load(name, split, root=None, download: bool = False, progress: bool = True):
