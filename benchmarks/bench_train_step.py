@@ -1,6 +1,6 @@
 """Time one training (or inference) step of a minisnn model, in the peers' JSON format.
 
-Same workload as ../shared/bench/*_lenet.py: random MNIST-shaped inputs in [0, 1], random
+Same workload as the PyTorch peers' benchmark scripts: random MNIST-shaped inputs in [0, 1], random
 labels, Poisson input (|x| / 2 > u, the authors' encoding), summed MSE, SGD lr 0.0085 with weight
 decay 5e-4; one JSON line per run with impl, T, batch, mode, img_per_s (median over timed
 steps), step_s_median and peak_rss_mb. ``--threads`` is the number of CPU worker threads
