@@ -112,7 +112,9 @@ def conv2d(xp, x, weight, stride, padding):
     total = sum(int(hit.size) for taps in hits for hit in taps)
     rows, cols = xp.empty(total, xp.int32), xp.empty(total, xp.int32)
     binary = values.size == 0 or bool(values.min() == values.max())   # all events alike: no gathers
-    data = xp.full(total, values[0] if values.size else 0, x.dtype) if binary else xp.empty(total, x.dtype)
+    data = xp.empty(total, x.dtype)
+    if binary and values.size:
+        data[...] = values[0]
     start = 0
     for dy in range(k):
         row_start = (image * ho + out_y[dy]) * wo      # output pixel index without the column

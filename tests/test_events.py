@@ -55,6 +55,9 @@ def test_strict_rules_hold_on_the_event_path():
     out = events.conv2d(be.xp, x, w, 1, 1)
     assert isinstance(out, be.xp.ndarray)
     np.testing.assert_allclose(be.to_host(out), ops.conv2d(np, x_host, w_host, 1, 1), atol=1e-12)
+    binary = be.to_device((x_host != 0) * 1.25)                # all events alike: the no-gather branch
+    np.testing.assert_allclose(be.to_host(events.conv2d(be.xp, binary, w, 2, 1)),
+                               ops.conv2d(np, (x_host != 0) * 1.25, w_host, 2, 1), atol=1e-12)
     lin = events.linear(be.xp, x.reshape(3, -1), be.to_device(rng.standard_normal((72, 5))))
     assert isinstance(lin, be.xp.ndarray)
     with pytest.raises(TypeError):
