@@ -35,7 +35,6 @@ import inspect
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-from .backend import Backend
 
 __all__ = ["StrictArray", "strict_xp", "strict_backend"]
 
@@ -350,8 +349,9 @@ strict_xp = _Namespace(
 )
 
 
-def strict_backend(dtype: str = "float32") -> Backend:
+def strict_backend(dtype: str = "float32"):
     """A CPU :class:`~minisnn.backend.Backend` whose ``xp`` is :data:`strict_xp`."""
+    from .backend import Backend   # imported here: backend itself imports this module on demand
     return Backend("cpu", dtype, xp=strict_xp)
 
 
