@@ -42,13 +42,16 @@ def check_execution(mode):
     return mode
 
 
+def _on_gpu(xp):
+    return getattr(xp, "__name__", "").startswith("cupy")
+
+
 def sparse_module(xp):
     """``scipy.sparse`` for NumPy, ``cupyx.scipy.sparse`` for CuPy (the strict test twin has its own)."""
-    name = getattr(xp, "__name__", "")
-    if name.startswith("cupy"):
+    if _on_gpu(xp):
         import cupyx.scipy.sparse
         return cupyx.scipy.sparse
-    if name.startswith("strict_xp"):
+    if getattr(xp, "__name__", "").startswith("strict_xp"):
         from .testing import strict_sparse
         return strict_sparse
     import scipy.sparse
@@ -66,7 +69,7 @@ def density(xp, x, sample_stride=7):
 
 def break_even(xp, c_out):
     """Input density below which the event path is expected to be faster."""
-    b = BREAK_EVEN["gpu" if getattr(xp, "__name__", "").startswith("cupy") else "cpu"]
+    b = BREAK_EVEN["gpu" if _on_gpu(xp) else "cpu"]
     return b["scale"] * c_out / (c_out + b["half"])
 
 
