@@ -12,7 +12,7 @@ checkpoint, with its preprocessing.
 """
 from . import _startup  # noqa: F401  (first: Ctrl-C while a command starts)
 from .backend import Backend, DeviceError, get_backend
-from .encoding import PoissonEncoder, poisson_encode
+from .encoding import DirectInput, FrameInput, PoissonEncoder, poisson_encode
 from .layers import (LIF, Conv2d, Dropout, Flatten, Identity, Linear, Output, ResidualBlock,
                      SpikingAvgPool, Subsample)
 from .loss import correct, mse_loss

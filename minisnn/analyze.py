@@ -95,6 +95,8 @@ def load_network(spec, backend=None, seed=0, time_chunk=10):
         if not isinstance(config, dict) or not isinstance(extra, dict):
             raise UsageError(f"{spec}: the checkpoint's configuration is not a mapping")
     model = config.get("model")
+    if config.get("network", "snn") != "snn":
+        raise UsageError(f"{spec}: analyze studies spiking networks; this checkpoint holds an ANN (--network ann)")
     if model not in models.MODELS:
         raise UsageError(f"{spec}: unknown model {model!r}; known: {', '.join(models.MODELS)}")
     dataset = config.get("dataset")

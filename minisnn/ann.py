@@ -5,7 +5,8 @@ ANN
 The same architectures as :mod:`minisnn.models`, with every LIF layer replaced by a
 :class:`ReLU` and every spiking pool by a plain 2x2 :class:`AvgPool`, trained by the same
 hand-written engine (no autograd). An ANN is an ordinary :class:`~minisnn.network.Network`
-fed a single-step "frame": ``net.forward(x[None], T=1)``. With one step the Output layer's
+run for a single step on the image itself (:class:`~minisnn.encoding.DirectInput`):
+``net.forward(x, T=1)``; ``python -m minisnn.train --network ann`` trains it from the command line. With one step the Output layer's
 leaky sum is exactly its input, so the network returns ``W x`` and the backward (which
 works on accumulated quantities) is the exact gradient of the ANN: the spiking engine's
 ``delta = e / T`` with ``T = 1`` and every "spike count" replaced by the activation itself.
@@ -51,7 +52,7 @@ import numpy as np
 
 from . import models, ops
 from .backend import Backend
-from .encoding import FrameInput, PoissonEncoder
+from .encoding import DirectInput, PoissonEncoder
 from .layers import (ALL, LIF, Conv2d, Dropout, Layer, Linear, Neurons, Output, ResidualBlock,
                      SpikingAvgPool)
 from .loss import correct, mse_loss
@@ -164,14 +165,14 @@ def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, dr
     stack = models.layers(name, input_shape, num_classes, width, dropout=dropout,
                           resnet11_skip=resnet11_skip)
     stack = [_swap(layer) for layer in stack]
-    return Network(stack, input_shape, backend=backend, encoder=FrameInput(), init_gain=init_gain,
+    return Network(stack, input_shape, backend=backend, encoder=DirectInput(), init_gain=init_gain,
                    seed=seed, name=f"{str(name).lower()}-ann")
 
 
 def forward(net, images, train=False, rng_key=(0,)):
-    """ANN output W x for a batch of images (B, C, H, W): one step of the network (a single
-    frame, which the ANN's :class:`~minisnn.encoding.FrameInput` passes through)."""
-    return net.forward(images[None], T=1, train=train, rng_key=rng_key)
+    """ANN output W x for a batch of images (B, C, H, W): one step of the network on the images
+    themselves (the ANN's :class:`~minisnn.encoding.DirectInput`)."""
+    return net.forward(images, T=1, train=train, rng_key=rng_key)
 
 
 def _device_batches(net, images, labels, batch_size, order=None):

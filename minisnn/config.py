@@ -65,6 +65,9 @@ KNOBS = {k.name: k for k in [
     K("preset", "thesis", "named set of defaults: 'thesis' (the thesis' protocol, 150 epochs) or "
       "'fast' (LeNet5 on MNIST/Fashion-MNIST in 20 epochs); flags given override it", choices=("thesis", "fast")),
     K("model", "lenet5", "network of tables 4.2-4.4", choices=MODELS),
+    K("network", "snn", "'snn': the spiking network; 'ann': the same architecture with ReLU units and "
+      "plain average pooling, run one step on the image itself (the ANN of table 4.9; T is 1)",
+      choices=("snn", "ann")),
     K("dataset", None, "dataset (default: the model's thesis dataset, lenet5 -> mnist, "
       "vgg9/resnet9/resnet11 -> cifar10, vgg7/resnet7 -> svhn)", choices=DATASETS, optional=True),
     K("data_dir", None, "folder holding the dataset files, or a data root with one subfolder per "
@@ -121,7 +124,8 @@ KNOBS = {k.name: k for k in [
 del K
 
 #: Knobs added after checkpoints were first written, with the value older checkpoints imply.
-ADDED_LATER = {"loss_reduction": "sum", "preset": "thesis", "execution": "auto", "gradient": "aggregated"}
+ADDED_LATER = {"loss_reduction": "sum", "preset": "thesis", "execution": "auto", "gradient": "aggregated",
+               "network": "snn"}
 
 #: Knobs that define the experiment: a resumed run must not change them.
 IDENTITY_KEYS = tuple(name for name, knob in KNOBS.items() if knob.experiment)
@@ -237,6 +241,8 @@ def resolve(given: dict, base: dict | None = None) -> dict:
     except DatasetError as exc:
         raise ConfigError(str(exc)) from None
     preset = preset_values(config["preset"], config["model"], config["dataset"], config.get("optimizer"))
+    if config.get("network") == "ann":
+        config.setdefault("timesteps", 1)                 # an ANN is one step on the image
     for name, knob in KNOBS.items():
         if name not in config:
             config[name] = preset[name] if knob.default is PRESET else knob.default
@@ -248,6 +254,7 @@ def resolve(given: dict, base: dict | None = None) -> dict:
     for name, value in config.items():
         _check(name, value)
     _check_width(config["model"], config["width"])
+    _check_network(config)
     return {name: config[name] for name in KNOBS}
 
 
@@ -289,6 +296,19 @@ def _check_width(model, width):
     if round(width * smallest) < 1:
         raise ConfigError(f"--width {width} leaves {model}'s smallest layer ({smallest} channels at width 1) "
                           f"with no channel; use --width >= {0.5 / smallest:.3g}")
+
+
+def _check_network(config):
+    """An ANN runs one step on images: T must be 1 and the dataset a static one."""
+    from .data import DATASETS
+
+    if config["network"] != "ann":
+        return
+    if config["timesteps"] != 1:
+        raise ConfigError(f"--network ann runs one step on the image: leave out --timesteps (or give 1), "
+                          f"got {config['timesteps']}")
+    if DATASETS[config["dataset"]].kind == "events":
+        raise ConfigError(f"--network ann needs an image dataset; {config['dataset']} holds event recordings")
 
 
 def upgrade_stored(stored) -> dict:

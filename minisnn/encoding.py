@@ -3,8 +3,9 @@
 An encoder turns the network's input into the spike train, chunk by chunk:
 ``steps(x, T)`` checks T and ``chunks(xp, x, T, chunk, rng)`` yields ``(T_chunk, B, ...)`` spike
 arrays; ``leading_axes`` names the input's axes before the sample's own. The network rate-codes
-images with :class:`PoissonEncoder` (the default) and passes given spike trains or event frames
-(T, B, ...) through with :class:`FrameInput`.
+images with :class:`PoissonEncoder` (the default), passes given spike trains or event frames
+(T, B, ...) through with :class:`FrameInput`, and feeds the image itself as the input at every
+step with :class:`DirectInput` (with T = 1 and ReLU units, that network is an ANN).
 
 Per time step and pixel, draw u ~ U(0, 1) and emit
 
@@ -82,6 +83,24 @@ class FrameInput:
     def chunks(self, xp, frames, T, chunk, rng):
         for t0 in range(0, T, chunk):
             yield frames[t0:t0 + chunk]
+
+
+class DirectInput:
+    """The image itself, unchanged, as the input of every time step (no spikes). With T = 1 and
+    ReLU units in place of the LIF neurons (:func:`minisnn.ann.build`) the network is the ANN
+    of the same architecture, trained by the same engine."""
+
+    leading_axes = ("batch",)
+
+    def __repr__(self):
+        return "DirectInput()"
+
+    def steps(self, images, T):
+        return PoissonEncoder.steps(self, images, T)
+
+    def chunks(self, xp, images, T, chunk, rng):
+        for t0 in range(0, T, chunk):
+            yield xp.broadcast_to(images, (min(chunk, T - t0),) + images.shape)
 
 
 def poisson_encode(xp, images, steps, rng, scale=1.0):

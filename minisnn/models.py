@@ -304,10 +304,28 @@ def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, th
                    init_gain=init_gain, seed=seed, name=key, execution=execution, gradient=gradient)
 
 
+def from_config(config, backend=None):
+    """The network a run's config describes (``python -m minisnn.train``, :func:`minisnn.load`):
+    the spiking model, or its ANN (:func:`minisnn.ann.build`) for ``network="ann"``; event data
+    enters through FrameInput, images through PoissonEncoder(encoding_scale)."""
+    from .data import DATASETS
+    from .encoding import FrameInput, PoissonEncoder
+
+    info = DATASETS[config["dataset"]]
+    shape, options = (tuple(info.input_shape), info.num_classes, config.get("width", 1.0), backend), dict(
+        dropout=config.get("dropout"), seed=int(config.get("seed", 0)), time_chunk=config.get("time_chunk", 10))
+    if config.get("network", "snn") == "ann":
+        from . import ann
+        return ann.build(config["model"], *shape, **options)
+    encoder = FrameInput() if info.kind == "events" else PoissonEncoder(config.get("encoding_scale", 1.0))
+    return build(config["model"], *shape, encoder=encoder, gradient=config.get("gradient", "aggregated"),
+                 **options)
+
+
 def summary(name, input_shape=None, num_classes=10, width=1.0, **kwargs):
     """The layer table (:meth:`Network.summary`) of a model, e.g. ``print(summary("vgg9"))``."""
     return build(name, input_shape, num_classes, width, **kwargs).summary()
 
 
-__all__ = ["MODELS", "DEFAULT_DROPOUT", "build", "layers", "summary", "default_dataset",
+__all__ = ["MODELS", "DEFAULT_DROPOUT", "build", "from_config", "layers", "summary", "default_dataset",
            "default_input_shape"]

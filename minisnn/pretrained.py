@@ -19,8 +19,7 @@ import numpy as np
 from .backend import Backend
 from .checkpoint import load as load_checkpoint
 from .data import DATASETS, EventFrames, Standardize, to_float
-from .encoding import FrameInput, PoissonEncoder
-from .models import build
+from .models import from_config
 
 
 class Pretrained:
@@ -72,11 +71,7 @@ def load(path, device="cpu", dtype=None, threads=None) -> Pretrained:
     try:
         info = DATASETS[config["dataset"]]
         backend = Backend(device, dtype or config.get("dtype", "float32"))
-        net = build(config["model"], tuple(info.input_shape), info.num_classes,
-                    config.get("width", 1.0), backend, dropout=config.get("dropout"),
-                    seed=int(config.get("seed", 0)), time_chunk=config.get("time_chunk", 10),
-                    encoder=FrameInput() if info.kind == "events"
-                    else PoissonEncoder(config.get("encoding_scale", 1.0)))
+        net = from_config(config, backend)
         net.load_parameters(ckpt.weights)
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: the checkpoint does not describe a usable network "

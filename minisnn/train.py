@@ -292,9 +292,7 @@ def _main(given, callbacks):
     from . import models
     from .backend import Backend
     from .checkpoint import CheckpointError, peek_epoch, restore, run_state, save
-    from .data import DATASETS
     from .data.pipeline import load_run_data
-    from .encoding import FrameInput, PoissonEncoder
     from .optim import SGD, Adam, MultiStepLR
     from .runs import RunFolder, versions
 
@@ -302,11 +300,7 @@ def _main(given, callbacks):
     mode, config, ckpt = resolve_run(given)
     best, standardize, partial = run_state(ckpt) if ckpt is not None else ({"epoch": None, "val_accuracy": None}, None, None)
     backend = Backend(config["device"], config["dtype"])                                   # the device
-    info = DATASETS[config["dataset"]]                                                     # the network
-    net = models.build(config["model"], tuple(info.input_shape), info.num_classes, config["width"], backend,
-                       dropout=config["dropout"], seed=config["seed"], time_chunk=config["time_chunk"],
-                       gradient=config["gradient"],
-                       encoder=FrameInput() if info.kind == "events" else PoissonEncoder(config["encoding_scale"]))
+    net = models.from_config(config, backend)                                              # the network
     net.workers, net.execution = config["threads"], config["execution"]
     if config["optimizer"] == "adam":
         opt = Adam(net.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])

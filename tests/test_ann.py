@@ -142,3 +142,13 @@ def test_analyze_cli_prints_final_json_line(tmp_path, shared_data):
     assert np.isclose(last["energy_ann_j"], 4.6e-12 * last["macs"])
     for name in ("analysis.json", "rates.png", "operations.png", "sweep.png"):
         assert (out / name).is_file(), name
+
+
+def test_direct_input_feeds_the_image_at_every_step():
+    from minisnn import DirectInput
+    images = np.random.default_rng(0).normal(size=(3, 1, 4, 4))
+    chunks = list(DirectInput().chunks(np, images, 5, 2, rng=None))
+    assert [c.shape[0] for c in chunks] == [2, 2, 1]
+    assert all(np.array_equal(step, images) for c in chunks for step in c)
+    with pytest.raises(ValueError, match="T must be"):
+        DirectInput().steps(images, 0)

@@ -442,3 +442,58 @@ def test_loss_takes_the_array_module_from_the_arrays():
     assert array_module(out) is strict_xp and array_module(np.zeros(2)) is np
     loss, error = mse_loss(out, labels)               # a strict array: no host NumPy mixed in
     assert isinstance(error, strict_xp.ndarray) and 0 <= int(correct(out, labels)) <= 4
+
+
+# ------------------------------------------------------------------------------------------
+# --network ann: the ANN of the same architecture, through the same command
+# ------------------------------------------------------------------------------------------
+
+def test_ann_trains_resumes_and_loads_through_the_cli(fake_mnist, tmp_path):
+    """An ANN run learns the synthetic digits, its checkpoint comes back as an ANN through
+    minisnn.load with the same accuracy, and --eval-only reproduces the run's test accuracy."""
+    import minisnn
+    from minisnn import ann
+    from minisnn.data import load, subset
+
+    out = tmp_path / "ann"
+    proc = run_cli(["--network", "ann", "--data-dir", fake_mnist, "--epochs", 2, "--lr", 0.002, "--momentum", 0.9,
+                    "--width", 0.25, "--batch-size", 16, "--limit-test", 100, "--out", out, "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = last_json(proc.stdout)
+    assert summary["test_accuracy"] > 0.6, summary                  # chance is 0.1
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert config["network"] == "ann" and config["timesteps"] == 1
+    pretrained = minisnn.load(out / "checkpoint.h5", threads=1)
+    assert type(pretrained.net.encoder).__name__ == "DirectInput"
+    assert all(not isinstance(layer, minisnn.LIF) for layer in pretrained.net.all_layers())
+    images, labels = subset(*load("mnist", "test", fake_mnist), 100)
+    x = pretrained.net.backend.to_device(pretrained.preprocess(images))
+    hits = int(minisnn.correct(ann.forward(pretrained.net, x), labels))
+    assert hits / 100 == summary["test_accuracy"]
+    ev = run_cli(["--eval-only", out / "checkpoint.h5", "--data-dir", fake_mnist, "--limit-test", 100,
+                  "--out", tmp_path / "ev", "--quiet"], tmp_path)
+    assert ev.returncode == 0, ev.stderr
+    assert last_json(ev.stdout)["test_accuracy"] == summary["test_accuracy"]
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--network", "ann", "--timesteps", "5"], "--network ann runs one step"),
+    (["--network", "ann", "--dataset", "nmnist"], "needs an image dataset"),
+    (["--network", "cnn"], "--network"),
+])
+def test_ann_flags_that_cannot_work_exit_2(tmp_path, args, expect):
+    proc = run_cli(args + ["--no-download", "--out", tmp_path / "run"], tmp_path)
+    assert proc.returncode == 2
+    assert expect in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_ann_checkpoint_is_refused_by_analyze_with_a_reason(fake_mnist, tmp_path):
+    out = tmp_path / "ann"
+    proc = run_cli(["--network", "ann", "--data-dir", fake_mnist, "--epochs", 1, "--limit-train", 32,
+                    "--limit-test", 16, "--width", 0.25, "--lr", 0.001, "--out", out, "--quiet"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    analyze = subprocess.run([sys.executable, "-m", "minisnn.analyze", out / "checkpoint.h5", "--out", tmp_path / "a"],
+                             cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert analyze.returncode == 2
+    assert "holds an ANN" in analyze.stderr
