@@ -69,19 +69,46 @@ def conv2d_reference(xp, x, weight, stride, padding):
     return (im2col(xp, x, k, stride, padding) @ weight_matrix(weight)).reshape(n, ho, wo, c_out)
 
 
-def conv2d_backward_input(xp, delta, weight, input_shape, stride, padding):
-    """dE/dx of :func:`conv2d_reference` given dE/dout ``delta`` (N, H', W', C_out): a transposed convolution."""
+def conv2d_backward_input(xp, delta, weight, input_shape, stride, padding, block_bytes=2 << 20):
+    """dE/dx of :func:`conv2d_reference` given dE/dout ``delta`` (N, H', W', C_out): a transposed
+    convolution, ``col2im(delta @ W^T)``, computed in blocks of the batch whose patch matrix holds
+    at most ``block_bytes`` (one reused buffer: memory stays flat in N, e.g. T * B rows)."""
+    n, h, w, c = input_shape
     c_out, _, k, _ = weight.shape
-    dcols = delta.reshape(-1, c_out) @ weight_matrix(weight).T
-    return col2im(xp, dcols, input_shape, k, stride, padding)
+    rows = delta.shape[1] * delta.shape[2]
+    wmat_t = weight_matrix(weight).T                                 # (C_out, k*k*C_in)
+    step = _block(n, rows * wmat_t.shape[1] * delta.itemsize, block_bytes)
+    dcols = xp.empty((step * rows, wmat_t.shape[1]), dtype=delta.dtype)
+    out = xp.empty(input_shape, dtype=delta.dtype)
+    for i in range(0, n, step):
+        m = min(step, n - i)
+        xp.matmul(delta[i:i + m].reshape(-1, c_out), wmat_t, out=dcols[:m * rows])
+        out[i:i + m] = col2im(xp, dcols[:m * rows], (m, h, w, c), k, stride, padding)
+    return out
 
 
-def conv2d_backward_weight(xp, x, delta, kernel_shape, stride, padding):
-    """dE/dW of :func:`conv2d_reference`: the correlation of the input ``x`` with ``delta``."""
+def conv2d_backward_weight(xp, x, delta, kernel_shape, stride, padding, block_bytes=2 << 20):
+    """dE/dW of :func:`conv2d_reference`: the correlation of the input ``x`` with ``delta``,
+    ``im2col(x)^T @ delta``, summed over blocks of the batch as in :func:`conv2d_backward_input`."""
     c_out, c_in, k, _ = kernel_shape
-    cols = im2col(xp, x, k, stride, padding)
-    grad = cols.T @ delta.reshape(-1, c_out)                       # (k*k*C_in, C_out)
+    n, ho, wo = delta.shape[:3]
+    taps = k * k * c_in
+    step = _block(n, ho * wo * taps * x.itemsize, block_bytes)
+    xpad = pad_hw(xp, x, padding)
+    slabs = k * c_in < 8                                             # the patch layouts of conv2d
+    cols = xp.empty((taps, step, ho, wo) if slabs else (step, ho, wo, k, k, c_in), dtype=x.dtype)
+    grad = xp.zeros((taps, c_out), dtype=x.dtype)
+    for i in range(0, n, step):
+        m = min(step, n - i)
+        patches = (_slab_patches(xp, xpad[i:i + m], cols[:, :m], k, stride, ho, wo) if slabs
+                   else _window_patches(xp, xpad[i:i + m], cols[:m], k, stride, ho, wo))
+        grad += patches.T @ delta[i:i + m].reshape(-1, c_out)        # (k*k*C_in, C_out)
     return grad.reshape(k, k, c_in, c_out).transpose(3, 2, 0, 1)
+
+
+def _block(n, bytes_per_sample, block_bytes):
+    """Samples per block so that a block's patch matrix stays within ``block_bytes``."""
+    return max(1, min(n, block_bytes // max(bytes_per_sample, 1)))
 
 
 # ------------------------------------------------------------------------------------------
@@ -105,7 +132,7 @@ def conv2d(xp, x, weight, stride, padding, block_bytes=2 << 20):
     wmat = weight_matrix(weight)
     out = xp.empty((n, ho, wo, c_out), dtype=x.dtype)
     xpad = pad_hw(xp, x, padding)
-    step = max(1, min(n, block_bytes // (ho * wo * taps * x.itemsize)))
+    step = _block(n, ho * wo * taps * x.itemsize, block_bytes)
     if k * c < 8:
         cols = xp.empty((taps, step, ho, wo), dtype=x.dtype)
     else:

@@ -171,3 +171,20 @@ def test_fast_conv2d_equals_the_reference(in_shape, out_ch, k, s, p, dtype, rtol
     reference = ops.conv2d_reference(np, x, w, s, p)
     for block_bytes in (2 << 20, 1):                    # one block; one sample per block
         np.testing.assert_allclose(ops.conv2d(np, x, w, s, p, block_bytes), reference, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("in_shape,out_ch,k,s,p", CONV_CASES + [((9, 9, 1), 3, 5, 1, 2)])
+def test_blocked_conv_adjoints_equal_the_whole_batch_formulas(in_shape, out_ch, k, s, p):
+    """dE/dx = col2im(delta W^T) and dE/dW = im2col(x)^T delta, computed block by block (window and
+    slab patches), against the same formulas on the whole batch at once."""
+    rng = np.random.default_rng(8)
+    x = (rng.random((7,) + in_shape) < 0.3).astype(np.float64)
+    w = rng.standard_normal((out_ch, in_shape[2], k, k))
+    delta = rng.standard_normal(ops.conv2d_reference(np, x, w, s, p).shape)
+    dx = ops.col2im(np, delta.reshape(-1, out_ch) @ ops.weight_matrix(w).T, x.shape, k, s, p)
+    dw = (ops.im2col(np, x, k, s, p).T @ delta.reshape(-1, out_ch)).reshape(k, k, in_shape[2], out_ch).transpose(3, 2, 0, 1)
+    for block_bytes in (2 << 20, 1, 3 * delta[0].nbytes):   # one block; one sample per block; uneven blocks
+        np.testing.assert_allclose(ops.conv2d_backward_input(np, delta, w, x.shape, s, p, block_bytes), dx,
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(ops.conv2d_backward_weight(np, x, delta, w.shape, s, p, block_bytes), dw,
+                                   rtol=1e-12, atol=1e-12)

@@ -53,15 +53,15 @@ def test_event_frames_and_the_ann_give_the_same_bits_with_1_and_3_workers():
     frames = (rng.random((6, 5, 2, 12, 12)) < 0.3).astype(np.float64)
     images = rng.random((5, 1, 12, 12))
     labels = rng.integers(0, 10, 5)
-    for build, x in ((lambda: models.build("resnet7", (2, 12, 12), width=0.125, seed=2, encoder=FrameInput(),
-                                           backend=Backend("cpu", "float64")), frames),
-                     (lambda: ann.build("lenet5", (1, 12, 12), width=0.2, backend=Backend("cpu", "float64")),
-                      images[None])):
+    for build, x, T in ((lambda: models.build("resnet7", (2, 12, 12), width=0.125, seed=2, encoder=FrameInput(),
+                                              backend=Backend("cpu", "float64")), frames, None),
+                        (lambda: ann.build("lenet5", (1, 12, 12), width=0.2, backend=Backend("cpu", "float64")),
+                         images, 1)):
         results = []
         for workers in (1, 3):
             net = build()
             net.workers = workers
-            results.append(_pass(net, x, labels))
+            results.append(_pass(net, x, labels, T))
         _same(*results)
 
 
