@@ -89,19 +89,10 @@ def conv2d_backward_input(xp, delta, weight, input_shape, stride, padding, block
 
 def conv2d_backward_weight(xp, x, delta, kernel_shape, stride, padding, block_bytes=2 << 20):
     """dE/dW of :func:`conv2d_reference`: the correlation of the input ``x`` with ``delta``,
-    ``im2col(x)^T @ delta``, summed over blocks of the batch as in :func:`conv2d_backward_input`."""
+    ``im2col(x)^T @ delta``, summed over blocks of the batch as in :func:`conv2d`."""
     c_out, c_in, k, _ = kernel_shape
-    n, ho, wo = delta.shape[:3]
-    taps = k * k * c_in
-    step = _block(n, ho * wo * taps * x.itemsize, block_bytes)
-    xpad = pad_hw(xp, x, padding)
-    slabs = k * c_in < 8                                             # the patch layouts of conv2d
-    cols = xp.empty((taps, step, ho, wo) if slabs else (step, ho, wo, k, k, c_in), dtype=x.dtype)
-    grad = xp.zeros((taps, c_out), dtype=x.dtype)
-    for i in range(0, n, step):
-        m = min(step, n - i)
-        patches = (_slab_patches(xp, xpad[i:i + m], cols[:, :m], k, stride, ho, wo) if slabs
-                   else _window_patches(xp, xpad[i:i + m], cols[:m], k, stride, ho, wo))
+    grad = xp.zeros((k * k * c_in, c_out), dtype=x.dtype)
+    for i, m, patches in _patch_blocks(xp, x, k, stride, padding, block_bytes):
         grad += patches.T @ delta[i:i + m].reshape(-1, c_out)        # (k*k*C_in, C_out)
     return grad.reshape(k, k, c_in, c_out).transpose(3, 2, 0, 1)
 
@@ -118,33 +109,44 @@ def _block(n, bytes_per_sample, block_bytes):
 def conv2d(xp, x, weight, stride, padding, block_bytes=2 << 20):
     """:func:`conv2d_reference`, faster: equal to it up to the rounding of the products.
 
-    The batch is processed in blocks whose patch matrix holds at most ``block_bytes`` (about a
-    core's L2 cache), written into one reused buffer, so the patches are multiplied while they
-    are still in cache.
-    Layers with few input channels (the first layer) build the patch matrix transposed,
-    one contiguous image slab per kernel tap, which copies far faster than 1-channel windows.
+    The batch is processed in blocks (:func:`_patch_blocks`) whose patch matrix holds at most
+    ``block_bytes`` (about a core's L2 cache), so the patches are multiplied while they are
+    still in cache.
     """
-    n, h, w, c = x.shape
+    n = x.shape[0]
     c_out, _, k, _ = weight.shape
-    ho = conv_output_size(h, k, stride, padding)
-    wo = conv_output_size(w, k, stride, padding)
-    taps = k * k * c
+    ho = conv_output_size(x.shape[1], k, stride, padding)
+    wo = conv_output_size(x.shape[2], k, stride, padding)
     wmat = weight_matrix(weight)
     out = xp.empty((n, ho, wo, c_out), dtype=x.dtype)
-    xpad = pad_hw(xp, x, padding)
-    step = _block(n, ho * wo * taps * x.itemsize, block_bytes)
-    if k * c < 8:
-        cols = xp.empty((taps, step, ho, wo), dtype=x.dtype)
-    else:
-        cols = xp.empty((step, ho, wo, k, k, c), dtype=x.dtype)
-    for i in range(0, n, step):
-        m = min(step, n - i)
-        if k * c < 8:
-            patches = _slab_patches(xp, xpad[i:i + m], cols[:, :m], k, stride, ho, wo)
-        else:
-            patches = _window_patches(xp, xpad[i:i + m], cols[:m], k, stride, ho, wo)
+    for i, m, patches in _patch_blocks(xp, x, k, stride, padding, block_bytes):
         xp.matmul(patches, wmat, out=out[i:i + m].reshape(-1, c_out))
     return out
+
+
+def _patch_blocks(xp, x, k, stride, padding, block_bytes):
+    """(first sample, samples, patch matrix (m * H' * W', k * k * C)) for consecutive blocks of
+    ``x`` (N, H, W, C). Each block is zero-padded into one reused buffer (its border written
+    once) and its patches copied into another, so nothing of the size of the batch is allocated.
+    Layers with few input channels (the first layer) build the patch matrix transposed, one
+    contiguous image slab per kernel tap, which copies far faster than 1-channel windows."""
+    n, h, w, c = x.shape
+    ho, wo = conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding)
+    step = _block(n, ho * wo * k * k * c * x.itemsize, block_bytes)
+    slabs = k * c < 8
+    cols = xp.empty((k * k * c, step, ho, wo) if slabs else (step, ho, wo, k, k, c), dtype=x.dtype)
+    padded = xp.zeros((step, h + 2 * padding, w + 2 * padding, c), dtype=x.dtype) if padding else None
+    for i in range(0, n, step):
+        m = min(step, n - i)
+        if padded is None:
+            block = x[i:i + m]
+        else:
+            block = padded[:m]
+            block[:, padding:padding + h, padding:padding + w] = x[i:i + m]
+        if slabs:
+            yield i, m, _slab_patches(xp, block, cols[:, :m], k, stride, ho, wo)
+        else:
+            yield i, m, _window_patches(xp, block, cols[:m], k, stride, ho, wo)
 
 
 def _window_patches(xp, xpad, cols, k, stride, ho, wo):
