@@ -3,6 +3,7 @@
 * :func:`plot_curves`: training curves from the per-epoch records ``python -m minisnn.train``
   keeps in ``metrics.json`` (keys ``epoch``, ``train_loss``, ``train_accuracy``, ``val_loss``,
   ``val_accuracy``, ``test_loss``, ``test_accuracy``; missing or None values are skipped);
+* :func:`plot_runs`: one accuracy per epoch of several runs in one panel, to compare them;
 * :func:`plot_sweep`: accuracy and energy against the evaluation time steps T, on the full
   0-100 % scale with binomial error bars, so a difference of two images does not look like a
   collapse;
@@ -75,6 +76,29 @@ def plot_curves(history, path, title=None):
             ax.legend()
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_runs(runs, path, key="test_accuracy", title=None, ylabel=None):
+    """Write one panel with ``key`` (an accuracy, in %) per epoch of each run in ``runs``
+    (``{label: history}``, histories as in :func:`plot_curves`) to ``path`` (PNG)."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure((7, 4.5))
+    ax = fig.subplots()
+    for label, history in runs.items():
+        xs, ys = _series(history, key)
+        if xs:
+            ax.plot(xs, [100.0 * y for y in ys], marker="o", markersize=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel or key.replace("_", " ") + " (%)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -35,6 +35,16 @@ def test_one_epoch_curves_have_whole_epoch_ticks(tmp_path, figures):
     assert (tmp_path / "c.png").stat().st_size > 0
 
 
+def test_runs_share_one_panel_in_percent_and_skip_missing_values(tmp_path, figures):
+    runs = {"snn": [{"epoch": 1, "test_accuracy": 0.4}, {"epoch": 2, "test_accuracy": 0.5}],
+            "ann": [{"epoch": 1, "test_accuracy": None}, {"epoch": 2, "test_accuracy": 0.6}]}
+    plotting.plot_runs(runs, tmp_path / "r.png", title="t")
+    ax, = figures[0].axes
+    lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()}
+    assert lines == {"snn": ([1, 2], [40.0, 50.0]), "ann": ([2], [60.0])}
+    assert "%" in ax.get_ylabel() and (tmp_path / "r.png").stat().st_size > 0
+
+
 def test_sweep_full_scale_error_bars_and_sample_count(tmp_path, figures):
     sweep = [{"T": t, "accuracy": a, "energy_snn_j": t * 1e-7} for t, a in ((10, 0.984), (50, 0.982))]
     plotting.plot_sweep(sweep, 1000, tmp_path / "s.png")
