@@ -194,7 +194,11 @@ def avg_pool2x2_backward(xp, delta, input_shape):
     """Adjoint of :func:`avg_pool2x2`: spread each output's gradient over its window, / 4."""
     n, h, w, c = input_shape
     ho, wo = h // 2, w // 2
-    spread = xp.broadcast_to((delta * 0.25)[:, :, None, :, None, :], (n, ho, 2, wo, 2, c))
-    out = xp.zeros(input_shape, dtype=delta.dtype)
-    out[:, :2 * ho, :2 * wo, :] = spread.reshape(n, 2 * ho, 2 * wo, c)
+    out = xp.empty(input_shape, dtype=delta.dtype)
+    quarter = delta * 0.25
+    for dy in (0, 1):
+        for dx in (0, 1):
+            out[:, dy:2 * ho:2, dx:2 * wo:2] = quarter
+    out[:, 2 * ho:] = 0                     # an odd last row or column had no output
+    out[:, :, 2 * wo:] = 0
     return out
