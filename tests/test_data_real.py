@@ -43,14 +43,14 @@ def test_real_idx(shared_data, name, split):
     assert data.DATASETS[name].train_count == 60000 and data.DATASETS[name].test_count == 10000
 
 
-def test_real_load_time(shared_data):
+def test_real_full_load(shared_data):
+    """Both splits load whole (the time is printed, not asserted: speed belongs to benchmarks)."""
     t0 = time.perf_counter()
     x, y = data.load("mnist", "train", root=shared_data / "mnist")
     x2, y2 = data.load("mnist", "test", root=shared_data / "mnist")
-    dt = time.perf_counter() - t0
-    print(f"\nfull MNIST (train + test) loaded in {dt:.3f} s")
-    assert dt < 10.0
-    assert len(x) + len(x2) == 70000
+    print(f"\nfull MNIST (train + test) loaded in {time.perf_counter() - t0:.3f} s")
+    assert x.shape == (60000, 1, 28, 28) and x2.shape == (10000, 1, 28, 28)
+    assert len(y) + len(y2) == 70000
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
