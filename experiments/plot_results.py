@@ -4,14 +4,24 @@
 
 ``analyze-lenet5-mnist.json`` (written by ``python -m minisnn.analyze ... --sweep``) gives
 ``sweep-lenet5-mnist.png`` (accuracy and energy against T) and ``operations-lenet5-mnist.png``
-(synaptic operations and MACs per layer).
+(synaptic operations and MACs per layer); ``analyze-vgg7-cifar10-T30-epoch3.json`` gives
+``sweep-vgg7-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
+epoch of the spiking VGG7 and its ANN) and ``curves-lenet5-mnist-fast.png``.
 """
+import csv
 import json
 from pathlib import Path
 
-from minisnn.plotting import plot_operations, plot_sweep
+from minisnn.plotting import plot_operations, plot_runs, plot_sweep
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def history(run):
+    """The per-epoch rows of a committed run record, numbers as floats (None when empty)."""
+    with open(RESULTS / run / "history.csv") as f:
+        return [{k: (float(v) if v else None) for k, v in row.items()} for row in csv.DictReader(f)]
+
 
 if __name__ == "__main__":
     report = json.loads((RESULTS / "analyze-lenet5-mnist.json").read_text())
@@ -20,4 +30,13 @@ if __name__ == "__main__":
                f"LeNet5 on MNIST (trained at T = {trained}), evaluated at other T")
     plot_operations(report["layers"], RESULTS / "operations-lenet5-mnist.png",
                     f"LeNet5 on MNIST, T = {trained}: operations per inference")
-    print("wrote", RESULTS / "sweep-lenet5-mnist.png", "and", RESULTS / "operations-lenet5-mnist.png")
+    report = json.loads((RESULTS / "analyze-vgg7-cifar10-T30-epoch3.json").read_text())
+    plot_sweep(report["sweep"], report["samples"], RESULTS / "sweep-vgg7-cifar10.png",
+               f"VGG7 on CIFAR-10 after 3 epochs (trained at T = {report['T']}), evaluated at other T")
+    runs = {"SNN, T = 30": history("vgg7-cifar10-T30")}
+    if (RESULTS / "vgg7-ann-cifar10" / "history.csv").exists():
+        runs["ANN, same engine"] = history("vgg7-ann-cifar10")
+    plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png", title="VGG7 on CIFAR-10 (JPEG rebuild), 12-epoch schedule")
+    plot_runs({"--preset fast": history("lenet5-mnist-fast")}, RESULTS / "curves-lenet5-mnist-fast.png",
+              title="LeNet5 on MNIST, --preset fast")
+    print("wrote the figures in", RESULTS)
