@@ -44,14 +44,24 @@ def _series(history, key):
     return xs, ys
 
 
+def _epoch_axis(ax, epochs):
+    """An epoch x-axis: whole-epoch ticks and limits (even for a single epoch), grid, legend."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if epochs:
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+
+
 def plot_curves(history, path, title=None):
     """Write a two-panel figure (loss | accuracy in %) of ``history`` to ``path`` (PNG).
 
     The file is written under a temporary name and renamed, so a reader never sees half a PNG.
     Returns the path.
     """
-    from matplotlib.ticker import MaxNLocator
-
     fig = _figure((10, 4))
     ax_loss, ax_acc = fig.subplots(1, 2)
     styles = {"train": "-", "val": "--", "test": ":"}
@@ -66,14 +76,8 @@ def plot_curves(history, path, title=None):
     ax_loss.set_ylabel(r"loss per sample, $\frac{1}{2}\sum_j e_j^2$")
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy (%)")
-    epochs = [row["epoch"] for row in history]
     for ax in (ax_loss, ax_acc):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        if epochs:                               # whole epochs only, even for a single one
-            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend()
+        _epoch_axis(ax, [row["epoch"] for row in history])
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -83,8 +87,6 @@ def plot_curves(history, path, title=None):
 def plot_runs(runs, path, key="test_accuracy", title=None, ylabel=None):
     """Write one panel with ``key`` (an accuracy, in %) per epoch of each run in ``runs``
     (``{label: history}``, histories as in :func:`plot_curves`) to ``path`` (PNG)."""
-    from matplotlib.ticker import MaxNLocator
-
     fig = _figure((7, 4.5))
     ax = fig.subplots()
     for label, history in runs.items():
@@ -93,10 +95,7 @@ def plot_runs(runs, path, key="test_accuracy", title=None, ylabel=None):
             ax.plot(xs, [100.0 * y for y in ys], marker="o", markersize=3, label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel or key.replace("_", " ") + " (%)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+    _epoch_axis(ax, [row["epoch"] for history in runs.values() for row in history])
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -42,6 +42,7 @@ def test_runs_share_one_panel_in_percent_and_skip_missing_values(tmp_path, figur
     ax, = figures[0].axes
     lines = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()}
     assert lines == {"snn": ([1, 2], [40.0, 50.0]), "ann": ([2], [60.0])}
+    assert ax.get_xlim() == (0.5, 2.5)                                 # whole epochs, as plot_curves
     assert "%" in ax.get_ylabel() and (tmp_path / "r.png").stat().st_size > 0
 
 
