@@ -22,6 +22,13 @@ from __future__ import annotations
 from .data.preprocess import check_pixel_scale
 
 
+def _positive_steps(T):
+    """T, checked: encoders of images take any positive number of time steps."""
+    if T is None or T < 1:
+        raise ValueError(f"T must be a positive number of time steps, got {T}")
+    return T
+
+
 class PoissonEncoder:
     """Rate-codes a batch of images chunk by chunk, so the whole train is never held at once."""
 
@@ -36,9 +43,7 @@ class PoissonEncoder:
         return f"PoissonEncoder(scale={self.scale})"
 
     def steps(self, images, T):
-        if T is None or T < 1:
-            raise ValueError(f"T must be a positive number of time steps, got {T}")
-        return T
+        return _positive_steps(T)
 
     def chunks(self, xp, images, T, chunk, rng):
         """The spike train of ``images`` in chunks of ``chunk`` steps, each drawn when asked for."""
@@ -96,7 +101,7 @@ class DirectInput:
         return "DirectInput()"
 
     def steps(self, images, T):
-        return PoissonEncoder.steps(self, images, T)
+        return _positive_steps(T)
 
     def chunks(self, xp, images, T, chunk, rng):
         for t0 in range(0, T, chunk):
