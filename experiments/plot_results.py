@@ -8,7 +8,6 @@
 ``sweep-vgg7-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
 epoch of the spiking VGG7 and its ANN) and ``curves-lenet5-mnist-fast.png``.
 """
-import csv
 import json
 from pathlib import Path
 
@@ -18,9 +17,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def history(run):
-    """The per-epoch rows of a committed run record, numbers as floats (None when empty)."""
-    with open(RESULTS / run / "history.csv") as f:
-        return [{k: (float(v) if v else None) for k, v in row.items()} for row in csv.DictReader(f)]
+    """The per-epoch rows of a committed run record (its metrics.json, as the CLI writes it)."""
+    return json.loads((RESULTS / run / "metrics.json").read_text())["epochs"]
 
 
 if __name__ == "__main__":
@@ -34,7 +32,7 @@ if __name__ == "__main__":
     plot_sweep(report["sweep"], report["samples"], RESULTS / "sweep-vgg7-cifar10.png",
                f"VGG7 on CIFAR-10 after 3 epochs (trained at T = {report['T']}), evaluated at other T")
     runs = {"SNN, T = 30": history("vgg7-cifar10-T30")}
-    if (RESULTS / "vgg7-ann-cifar10" / "history.csv").exists():
+    if (RESULTS / "vgg7-ann-cifar10" / "metrics.json").exists():
         runs["ANN, same engine"] = history("vgg7-ann-cifar10")
     plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png", title="VGG7 on CIFAR-10 (JPEG rebuild), 12-epoch schedule")
     plot_runs({"--preset fast": history("lenet5-mnist-fast")}, RESULTS / "curves-lenet5-mnist-fast.png",
