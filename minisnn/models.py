@@ -312,8 +312,9 @@ def from_config(config, backend=None):
     from .encoding import FrameInput, PoissonEncoder
 
     info = DATASETS[config["dataset"]]
-    shape, options = (tuple(info.input_shape), info.num_classes, config.get("width", 1.0), backend), dict(
-        dropout=config.get("dropout"), seed=int(config.get("seed", 0)), time_chunk=config.get("time_chunk", 10))
+    shape = (tuple(info.input_shape), info.num_classes, config.get("width", 1.0), backend)
+    options = dict(dropout=config.get("dropout"), seed=int(config.get("seed", 0)),
+                   time_chunk=config.get("time_chunk", 10))
     if config.get("network", "snn") == "ann":
         from . import ann
         return ann.build(config["model"], *shape, **options)
