@@ -6,7 +6,8 @@
 ``sweep-lenet5-mnist.png`` (accuracy and energy against T) and ``operations-lenet5-mnist.png``
 (synaptic operations and MACs per layer); ``analyze-vgg7-cifar10-T30-epoch3.json`` gives
 ``sweep-vgg7-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
-epoch of the spiking VGG7 and its ANN) and ``curves-lenet5-mnist-fast.png``.
+epoch of the spiking VGG7 and its ANN), ``curves-lenet5-mnist-fast.png`` and
+``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T, ``experiments/timesteps_sweep.sh``).
 """
 import json
 from pathlib import Path
@@ -37,4 +38,8 @@ if __name__ == "__main__":
     plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png", title="VGG7 on CIFAR-10 (JPEG rebuild), 12-epoch schedule")
     plot_runs({"--preset fast": history("lenet5-mnist-fast")}, RESULTS / "curves-lenet5-mnist-fast.png",
               title="LeNet5 on MNIST, --preset fast")
+    sweep = sorted((RESULTS / "timesteps-vgg7-cifar10").glob("T*"), key=lambda run: int(run.name[1:]))
+    plot_runs({f"trained at T = {run.name[1:]}": history(f"timesteps-vgg7-cifar10/{run.name}") for run in sweep},
+              RESULTS / "timesteps-vgg7-cifar10.png",
+              title="VGG7 on CIFAR-10, one run per training T (10,000 images)")
     print("wrote the figures in", RESULTS)
