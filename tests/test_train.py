@@ -433,6 +433,26 @@ def test_mean_loss_reduction_is_the_summed_loss_over_batch():
         mse_loss(out, labels, "max")
 
 
+def test_fast_preset_steps_as_the_summed_loss_values_it_was_chosen_with():
+    """lr 0.0012, weight decay 5e-4 and momentum 0.9 on the summed loss (the validation sweep)
+    and the preset's values on the averaged loss move the weights identically."""
+    from minisnn import SGD
+    from minisnn.config import FAST_PRESET
+    batch = FAST_PRESET["batch_size"]
+    rng = np.random.default_rng(2)
+    start = rng.normal(size=(20, 30))
+    summed, averaged = {"w": start.copy()}, {"w": start.copy()}
+    by_sum = SGD(summed, lr=0.0012, momentum=0.9, weight_decay=5e-4)
+    by_mean = SGD(averaged, lr=FAST_PRESET["lr"], momentum=FAST_PRESET["momentum"],
+                  weight_decay=FAST_PRESET["weight_decay"])
+    for _ in range(5):
+        grad_sum = rng.normal(size=start.shape) * batch        # dE/dW of a batch, summed loss
+        by_sum.step({"w": grad_sum})
+        by_mean.step({"w": grad_sum / batch})
+    assert not np.allclose(summed["w"], start)
+    assert np.allclose(averaged["w"], summed["w"], rtol=1e-12, atol=1e-12)
+
+
 def test_loss_takes_the_array_module_from_the_arrays():
     from minisnn.loss import array_module, correct, mse_loss
     from minisnn.testing import strict_backend, strict_xp

@@ -334,7 +334,7 @@ def test_preset_fast_resolves_to_its_table_and_flags_override_it():
     from minisnn.config import FAST_PRESET, resolve
     c = resolve({"preset": "fast", "dataset": "fashion-mnist"})
     assert {k: c[k] for k in FAST_PRESET} == {"epochs": 20, "batch_size": 64, "loss_reduction": "mean", "lr": 0.0768,
-                                              "momentum": 0.9, "weight_decay": 5e-4, "milestones": [10, 15],
+                                              "momentum": 0.9, "weight_decay": 5e-4 / 64, "milestones": [10, 15],
                                               "gamma": 0.2}
     assert c["preset"] == "fast" and c["timesteps"] == 50
     c = resolve({"preset": "fast", "lr": 0.05, "epochs": 3})
