@@ -6,9 +6,9 @@
 ``sweep-lenet5-mnist.png`` (accuracy and energy against T) and ``operations-lenet5-mnist.png``
 (synaptic operations and MACs per layer); ``analyze-vgg7-cifar10-T30-epoch3.json`` gives
 ``sweep-vgg7-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
-epoch of the spiking VGG7 and its ANN), ``curves-lenet5-mnist-fast.png`` (the fast preset and its
-first run) and
-``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T, ``experiments/timesteps_sweep.sh``).
+epoch of the spiking VGG7 and its ANN), ``curves-lenet5-mnist-fast.png`` (the fast preset and
+its first run) and ``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T,
+``experiments/timesteps_sweep.sh``).
 """
 import json
 from pathlib import Path

@@ -198,17 +198,19 @@ def thesis_preset(model, dataset):
 # -------------------------------------------------------------------------------------------
 
 #: ``--preset fast``: LeNet5 on MNIST / Fashion-MNIST in 20 epochs: momentum 0.9, lr x0.2 at
-#: epochs 10 and 15, the loss averaged over the batch (so the lr carries across batch sizes). The
-#: values below are the summed-loss ones it was chosen with, lr 0.0012 and the thesis' weight decay
-#: 5e-4, converted to the averaged loss: lr x 64 = 0.0768 and weight decay / 64 = 7.8125e-6, which
-#: makes every update the same (SGD adds wd W to dE/dW). Chosen on a validation split (12,000 training
+#: epochs 10 and 15, the loss averaged over the batch (so the lr carries across batch sizes). Its
+#: lr and weight decay are derived from the summed-loss values it was chosen with, lr 0.0012 and
+#: the thesis' weight decay 5e-4: lr x B = 0.0768 and weight decay / B = 7.8125e-6 make every
+#: update the same (SGD adds wd W to dE/dW). Chosen on a validation split (12,000 training
 #: / 3,000 validation MNIST images, 2 epochs at a constant lr, T=50, batch 64). Summed-loss lr,
 #: momentum -> validation accuracy after epoch 1 / 2:
 #:     0.003, 0 (the thesis default)  92.9 / 94.9 %       0.0003, 0.9   93.0 / 95.4 %
 #:     0.006, 0                       94.4 / 96.7 %       0.0006, 0.9   95.2 / 97.1 %
 #:                                                        0.0012, 0.9   96.3 / 97.8 %
-FAST_PRESET = dict(epochs=20, batch_size=64, loss_reduction="mean", lr=0.0768, momentum=0.9,
-                   weight_decay=7.8125e-6, milestones=[10, 15], gamma=0.2)
+_FAST_BATCH, _FAST_SUMMED_LR, _FAST_SUMMED_DECAY = 64, 0.0012, 5e-4
+FAST_PRESET = dict(epochs=20, batch_size=_FAST_BATCH, loss_reduction="mean", momentum=0.9,
+                   lr=_FAST_SUMMED_LR * _FAST_BATCH, weight_decay=_FAST_SUMMED_DECAY / _FAST_BATCH,
+                   milestones=[10, 15], gamma=0.2)
 FAST_MODELS = ("lenet5",)
 FAST_DATASETS = ("mnist", "fashion-mnist")
 
