@@ -5,7 +5,7 @@ Files (every write atomic, under a unique temporary name):
 
     metrics.json     config, versions, status ("running", "completed", "interrupted",
                      "failed: ..."), per-epoch metrics, spike rates; written at the start
-    history.csv      one row per epoch (HISTORY_COLUMNS)
+    history.csv      one row per epoch (HISTORY_COLUMNS; finished_utc dates the epoch's end)
     curves.png       loss and accuracy curves
     checkpoint.h5    the last completed epoch          best.h5   the best validation accuracy
     interrupted.h5   the state at an interrupt, mid-epoch (removed once an epoch completes)
@@ -30,7 +30,8 @@ from .fileio import atomic_write_text
 
 RUN_FILES = ("metrics.json", "history.csv", "curves.png", "checkpoint.h5", "best.h5", "interrupted.h5")
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                   "test_loss", "test_accuracy", "train_seconds", "epoch_seconds", "train_images_per_s")
+                   "test_loss", "test_accuracy", "train_seconds", "epoch_seconds", "train_images_per_s",
+                   "finished_utc")
 
 
 class Interrupted(Exception):

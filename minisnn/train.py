@@ -230,6 +230,7 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
                 row["spike_rates"][split] = r["spike_rates"]
             clock["eval"] = time.perf_counter() - te
             row["epoch_seconds"] = time.perf_counter() - t0
+            row["finished_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             history.append(row)
             if row["val_accuracy"] is not None and (best["val_accuracy"] is None or row["val_accuracy"] > best["val_accuracy"]):
                 best.update(epoch=epoch + 1, val_accuracy=row["val_accuracy"], test_accuracy=row["test_accuracy"])

@@ -6,6 +6,7 @@ cores. Most tests use a synthetic MNIST written in the real IDX format (so they 
 real data); the end-to-end learning test uses the real MNIST and skips when it is absent.
 """
 import csv
+import datetime
 import gzip
 import json
 import os
@@ -172,6 +173,9 @@ def test_end_to_end_real_mnist_learns(shared_data, tmp_path):
     assert len(metrics["epochs"]) == 2
     for row in metrics["epochs"]:
         assert row["epoch_seconds"] > 0 and row["train_loss"] > 0
+        finished = datetime.datetime.fromisoformat(row["finished_utc"])              # the epoch's end, in UTC
+        assert finished.utcoffset() == datetime.timedelta(0)
+        assert datetime.timedelta(0) <= datetime.datetime.now(datetime.timezone.utc) - finished < datetime.timedelta(hours=1)
         rates = row["spike_rates"]["test"]
         assert set(rates) >= {"lif1", "pool1", "lif2", "pool2", "lif_fc1"}
         assert all(0 <= r <= 1 for r in rates.values())
@@ -232,6 +236,8 @@ def test_resume_after_sigkill_is_bitwise_exact(fake_mnist, tmp_path):
         for key in ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy"):
             assert ra[key] == rb[key], key
     assert (killed_dir / "best.h5").exists()
+    finished = [datetime.datetime.fromisoformat(r["finished_utc"]) for r in mb["epochs"]]   # dated across the kill
+    assert finished == sorted(finished) and all(t.utcoffset() == datetime.timedelta(0) for t in finished)
 
 
 def test_resume_cannot_change_the_model(trained, tmp_path):
