@@ -7,7 +7,8 @@
 (synaptic operations and MACs per layer); ``analyze-vgg7-cifar10-T30-epoch3.json`` gives
 ``sweep-vgg7-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
 epoch of the spiking VGG7 and its ANN), ``curves-cifar10-vgg9.png`` (the spiking VGG9),
-``curves-lenet5-mnist-fast.png`` (the fast preset and its first run) and ``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T,
+``curves-lenet5-mnist-fast.png`` (the fast preset and its first run),
+``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on Fashion-MNIST) and ``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T,
 ``experiments/timesteps_sweep.sh``).
 """
 import json
@@ -42,6 +43,8 @@ if __name__ == "__main__":
     plot_runs({"--preset fast (weight decay 7.8125e-6)": history("lenet5-mnist-fast"),
                "first run, weight decay 5e-4": history("lenet5-mnist-fast-decay5e-4")},
               RESULTS / "curves-lenet5-mnist-fast.png", title="LeNet5 on MNIST, --preset fast")
+    plot_runs({"--preset fast": history("lenet5-fashion-mnist-fast")},
+              RESULTS / "curves-lenet5-fashion-mnist-fast.png", title="LeNet5 on Fashion-MNIST, --preset fast")
     sweep = sorted((RESULTS / "timesteps-vgg7-cifar10").glob("T*"), key=lambda run: int(run.name[1:]))
     plot_runs({f"trained at T = {run.name[1:]}": history(f"timesteps-vgg7-cifar10/{run.name}") for run in sweep},
               RESULTS / "timesteps-vgg7-cifar10.png",
