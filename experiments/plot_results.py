@@ -6,7 +6,7 @@
 ``sweep-lenet5-mnist.png`` (accuracy and energy against T) and ``operations-lenet5-mnist.png``
 (synaptic operations and MACs per layer); ``analyze-vgg7-cifar10-T30-epoch3.json`` gives
 ``sweep-vgg7-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
-epoch of the spiking VGG7 and its ANN), ``curves-cifar10-vgg9.png`` (the spiking VGG9),
+epoch of the spiking VGG7 and its ANN), ``curves-cifar10-vgg9.png`` (the spiking VGG9 and its ANN),
 ``curves-lenet5-mnist-fast.png`` (the fast preset and its first run),
 ``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on Fashion-MNIST) and
 ``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T, ``experiments/timesteps_sweep.sh``).
@@ -38,7 +38,10 @@ if __name__ == "__main__":
     if (RESULTS / "vgg7-ann-cifar10" / "metrics.json").exists():
         runs["ANN, same engine"] = history("vgg7-ann-cifar10")
     plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png", title="VGG7 on CIFAR-10 (JPEG rebuild), 12-epoch schedule")
-    plot_runs({"SNN, T = 20": history("vgg9-cifar10-T20")}, RESULTS / "curves-cifar10-vgg9.png",
+    runs = {"SNN, T = 20": history("vgg9-cifar10-T20")}
+    if (RESULTS / "vgg9-ann-cifar10" / "metrics.json").exists():
+        runs["ANN, same engine"] = history("vgg9-ann-cifar10")
+    plot_runs(runs, RESULTS / "curves-cifar10-vgg9.png",
               title="VGG9 on CIFAR-10 (JPEG rebuild), 8-epoch schedule")
     plot_runs({"--preset fast (weight decay 7.8125e-6)": history("lenet5-mnist-fast"),
                "first run, weight decay 5e-4": history("lenet5-mnist-fast-decay5e-4")},
