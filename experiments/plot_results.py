@@ -5,11 +5,13 @@
 ``analyze-lenet5-mnist.json`` (written by ``python -m minisnn.analyze ... --sweep``) gives
 ``sweep-lenet5-mnist.png`` (accuracy and energy against T) and ``operations-lenet5-mnist.png``
 (synaptic operations and MACs per layer); ``analyze-vgg7-cifar10-T30-epoch3.json`` gives
-``sweep-vgg7-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
-epoch of the spiking VGG7 and its ANN), ``curves-cifar10-vgg9.png`` (the spiking VGG9 and its ANN),
-``curves-lenet5-mnist-fast.png`` (the fast preset and its first run),
+``sweep-vgg7-cifar10.png`` and ``analyze-vgg9-cifar10-T20-epoch8.json`` gives
+``sweep-vgg9-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
+epoch of the spiking VGG7 and its ANN), ``curves-cifar10-vgg9.png`` (the spiking VGG9 and its
+ANN), ``curves-lenet5-mnist-fast.png`` (the fast preset and its first run),
 ``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on Fashion-MNIST) and
-``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T, ``experiments/timesteps_sweep.sh``).
+``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T,
+``experiments/timesteps_sweep.sh``).
 """
 import json
 from pathlib import Path
@@ -34,6 +36,9 @@ if __name__ == "__main__":
     report = json.loads((RESULTS / "analyze-vgg7-cifar10-T30-epoch3.json").read_text())
     plot_sweep(report["sweep"], report["samples"], RESULTS / "sweep-vgg7-cifar10.png",
                f"VGG7 on CIFAR-10 after 3 epochs (trained at T = {report['T']}), evaluated at other T")
+    report = json.loads((RESULTS / "analyze-vgg9-cifar10-T20-epoch8.json").read_text())
+    plot_sweep(report["sweep"], report["samples"], RESULTS / "sweep-vgg9-cifar10.png",
+               f"VGG9 on CIFAR-10 after 8 epochs (trained at T = {report['T']}), evaluated at other T")
     runs = {"SNN, T = 30": history("vgg7-cifar10-T30")}
     if (RESULTS / "vgg7-ann-cifar10" / "metrics.json").exists():
         runs["ANN, same engine"] = history("vgg7-ann-cifar10")
