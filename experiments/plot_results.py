@@ -39,13 +39,9 @@ if __name__ == "__main__":
     report = json.loads((RESULTS / "analyze-vgg9-cifar10-T20-epoch8.json").read_text())
     plot_sweep(report["sweep"], report["samples"], RESULTS / "sweep-vgg9-cifar10.png",
                f"VGG9 on CIFAR-10 after 8 epochs (trained at T = {report['T']}), evaluated at other T")
-    runs = {"SNN, T = 30": history("vgg7-cifar10-T30")}
-    if (RESULTS / "vgg7-ann-cifar10" / "metrics.json").exists():
-        runs["ANN, same engine"] = history("vgg7-ann-cifar10")
+    runs = {"SNN, T = 30": history("vgg7-cifar10-T30"), "ANN, same engine": history("vgg7-ann-cifar10")}
     plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png", title="VGG7 on CIFAR-10 (JPEG rebuild), 12-epoch schedule")
-    runs = {"SNN, T = 20": history("vgg9-cifar10-T20")}
-    if (RESULTS / "vgg9-ann-cifar10" / "metrics.json").exists():
-        runs["ANN, same engine"] = history("vgg9-ann-cifar10")
+    runs = {"SNN, T = 20": history("vgg9-cifar10-T20"), "ANN, same engine": history("vgg9-ann-cifar10")}
     plot_runs(runs, RESULTS / "curves-cifar10-vgg9.png",
               title="VGG9 on CIFAR-10 (JPEG rebuild), 8-epoch schedule")
     plot_runs({"--preset fast (weight decay 7.8125e-6)": history("lenet5-mnist-fast"),
