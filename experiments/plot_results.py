@@ -33,12 +33,11 @@ if __name__ == "__main__":
                f"LeNet5 on MNIST (trained at T = {trained}), evaluated at other T")
     plot_operations(report["layers"], RESULTS / "operations-lenet5-mnist.png",
                     f"LeNet5 on MNIST, T = {trained}: operations per inference")
-    report = json.loads((RESULTS / "analyze-vgg7-cifar10-T30-epoch3.json").read_text())
-    plot_sweep(report["sweep"], report["samples"], RESULTS / "sweep-vgg7-cifar10.png",
-               f"VGG7 on CIFAR-10 after 3 epochs (trained at T = {report['T']}), evaluated at other T")
-    report = json.loads((RESULTS / "analyze-vgg9-cifar10-T20-epoch8.json").read_text())
-    plot_sweep(report["sweep"], report["samples"], RESULTS / "sweep-vgg9-cifar10.png",
-               f"VGG9 on CIFAR-10 after 8 epochs (trained at T = {report['T']}), evaluated at other T")
+    for record, epochs in (("analyze-vgg7-cifar10-T30-epoch3.json", 3), ("analyze-vgg9-cifar10-T20-epoch8.json", 8)):
+        report = json.loads((RESULTS / record).read_text())
+        plot_sweep(report["sweep"], report["samples"], RESULTS / f"sweep-{report['model']}-cifar10.png",
+                   f"{report['model'].upper()} on CIFAR-10 after {epochs} epochs (trained at T = {report['T']}), "
+                   "evaluated at other T")
     runs = {"SNN, T = 30": history("vgg7-cifar10-T30"), "ANN, same engine": history("vgg7-ann-cifar10")}
     plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png", title="VGG7 on CIFAR-10 (JPEG rebuild), 12-epoch schedule")
     runs = {"SNN, T = 20": history("vgg9-cifar10-T20"), "ANN, same engine": history("vgg9-ann-cifar10")}
