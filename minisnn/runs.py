@@ -173,7 +173,9 @@ class RunFolder:
 
     def write(self, metrics, plot=True):
         """metrics.json, history.csv and (``plot``) curves.png of the run so far."""
-        atomic_write_text(self.path / "metrics.json", json.dumps(metrics, indent=2, default=_jsonable))
+        # epochs reloaded from a checkpoint come back with sorted keys: one order for every row
+        rows = [{**{k: row[k] for k in HISTORY_COLUMNS if k in row}, **row} for row in metrics.get("epochs", [])]
+        atomic_write_text(self.path / "metrics.json", json.dumps({**metrics, "epochs": rows}, indent=2, default=_jsonable))
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(HISTORY_COLUMNS)

@@ -235,6 +235,7 @@ def test_resume_after_sigkill_is_bitwise_exact(fake_mnist, tmp_path):
     for ra, rb in zip(ma["epochs"], mb["epochs"], strict=True):
         for key in ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy"):
             assert ra[key] == rb[key], key
+        assert list(ra) == list(rb)         # epoch 1 came back from the checkpoint: same key order
     assert (killed_dir / "best.h5").exists()
     finished = [datetime.datetime.fromisoformat(r["finished_utc"]) for r in mb["epochs"]]   # dated across the kill
     assert finished == sorted(finished) and all(t.utcoffset() == datetime.timedelta(0) for t in finished)
