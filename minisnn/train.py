@@ -36,7 +36,8 @@ EXIT_STATUS = {
     4: "dead network: no spike reached the output layer during a whole epoch after spikes did in an earlier "
        "one (the last good checkpoint is kept)",
     5: "cannot write the run folder: disk full, read-only, ... (the last good checkpoint is kept)",
-    130: "interrupted by SIGINT (Ctrl-C): a resumable checkpoint is saved and the resume command printed",
+    130: "interrupted by SIGINT (Ctrl-C): during training a resumable checkpoint is saved and the resume command "
+         "printed (before training starts nothing is saved)",
     143: "terminated by SIGTERM: as 130",
 }
 EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_DEAD, EXIT_OUTPUT = 2, 3, 4, 5
