@@ -42,7 +42,7 @@ if __name__ == "__main__":
     plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png", title="VGG7 on CIFAR-10 (JPEG rebuild), 12-epoch schedule")
     runs = {"SNN, T = 20": history("vgg9-cifar10-T20"), "ANN, same engine": history("vgg9-ann-cifar10")}
     plot_runs(runs, RESULTS / "curves-cifar10-vgg9.png",
-              title="VGG9 on CIFAR-10 (JPEG rebuild), 8-epoch schedule")
+              title="VGG9 on CIFAR-10 (JPEG rebuild), 8-epoch schedule, continued")
     plot_runs({"--preset fast (weight decay 7.8125e-6)": history("lenet5-mnist-fast"),
                "first run, weight decay 5e-4": history("lenet5-mnist-fast-decay5e-4")},
               RESULTS / "curves-lenet5-mnist-fast.png", title="LeNet5 on MNIST, --preset fast")
