@@ -377,9 +377,10 @@ def _is_number(value, low=0):
 
 
 def run_state(ckpt: Checkpoint):
-    """(best, standardize, partial): what a training run keeps in ``extra``, checked. ``best``:
-    the best validation epoch; ``standardize``: the colour sets' channel statistics; ``partial``:
-    the running sums of an interrupted epoch (None at an epoch's end)."""
+    """(best, standardize, partial, init_from): what a training run keeps in ``extra``, checked.
+    ``best``: the best validation epoch; ``standardize``: the colour sets' channel statistics;
+    ``partial``: the running sums of an interrupted epoch (None at an epoch's end); ``init_from``:
+    the checkpoint whose weights the run started from (None: from a random initialisation)."""
     extra = ckpt.extra
     best = extra.get("best", {"epoch": None, "val_accuracy": None})
     if not (isinstance(best, dict) and (best.get("epoch") is None or (isinstance(best["epoch"], int)
@@ -401,7 +402,11 @@ def run_state(ckpt: Checkpoint):
             and _is_number(partial["loss"]) and _is_number(partial["seconds"]) and partial["correct"] <= partial["seen"]
             and isinstance(partial["rates"], dict) and all(_is_number(v) for v in partial["rates"].values())):
         raise CheckpointError(f"{ckpt.path}: the stored state of the interrupted epoch is malformed")
-    return best, stats, partial
+    init_from = extra.get("init_from")
+    if init_from is not None and not (isinstance(init_from, dict) and isinstance(init_from.get("checkpoint"), str)
+                                      and isinstance(init_from.get("epoch"), int)):
+        raise CheckpointError(f"{ckpt.path}: the stored initial checkpoint {init_from!r} is malformed")
+    return best, stats, partial, init_from
 
 
 def peek_epoch(path):

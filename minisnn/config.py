@@ -106,6 +106,9 @@ KNOBS = {k.name: k for k in [
     K("gradient", "aggregated", "backward pass: 'aggregated' (one pass on statistics over T, the "
       "thesis) or 'through-time' (the authors' per-step gradient through the reset; memory grows with T)",
       choices=("aggregated", "through-time"), group="optimisation"),
+    K("init_from", None, "start from the weights of this checkpoint (any run of the same model and width; "
+      "a new run: fresh optimiser state and schedule from epoch 1, data order from --seed)", optional=True,
+      group="optimisation"),
     # -- run --------------------------------------------------------------------------------
     K("device", "cpu", "cpu (NumPy), or gpu / cuda (CuPy on GPU 0), gpu:N / cuda:N (GPU N)",
       rule=_DEVICE, experiment=False, group="run"),
@@ -127,7 +130,7 @@ del K
 
 #: Knobs added after checkpoints were first written, with the value older checkpoints imply.
 ADDED_LATER = {"loss_reduction": "sum", "preset": "thesis", "execution": "auto", "gradient": "aggregated",
-               "network": "snn"}
+               "network": "snn", "init_from": None}
 
 #: Knobs that define the experiment: a resumed run must not change them.
 IDENTITY_KEYS = tuple(name for name, knob in KNOBS.items() if knob.experiment)
@@ -259,9 +262,10 @@ def resolve(given: dict, base: dict | None = None) -> dict:
             config[name] = preset[name] if knob.default is PRESET else knob.default
     if config["eval_batch_size"] is None:
         config["eval_batch_size"] = max(int(config["batch_size"]), 64)
-    if config.get("data_dir") is not None:
-        from pathlib import Path
-        config["data_dir"] = str(Path(config["data_dir"]).expanduser().resolve())
+    for name in ("data_dir", "init_from"):
+        if config.get(name) is not None:
+            from pathlib import Path
+            config[name] = str(Path(config[name]).expanduser().resolve())
     for name, value in config.items():
         _check(name, value)
     _check_width(config["model"], config["width"])

@@ -170,6 +170,8 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
         return ((epochs - epoch) * per_epoch - done_in_epoch) / rate + (epochs - epoch) * clock["eval"]
 
     def save_state(name, epoch, **extra):
+        if metrics.get("init_from") is not None:
+            extra["init_from"] = metrics["init_from"]
         ckpt = capture(net, opt, sched, config, epoch, history, {"best": best, "standardize": data.standardize, **extra})
         try:
             save(run / name, ckpt)
@@ -300,7 +302,8 @@ def _main(given, callbacks):
 
     quiet = bool(given.get("quiet", False))
     mode, config, ckpt = resolve_run(given)
-    best, standardize, partial = run_state(ckpt) if ckpt is not None else ({"epoch": None, "val_accuracy": None}, None, None)
+    best, standardize, partial, init_from = (run_state(ckpt) if ckpt is not None
+                                             else ({"epoch": None, "val_accuracy": None}, None, None, None))
     backend = Backend(config["device"], config["dtype"])                                   # the device
     net = models.from_config(config, backend)                                              # the network
     net.workers, net.execution = config["threads"], config["execution"]
@@ -311,6 +314,8 @@ def _main(given, callbacks):
     sched = MultiStepLR(opt, config["milestones"], config["gamma"])
     if ckpt is not None:
         restore(ckpt, net, *((opt, sched) if mode == "resume" else ()))
+    elif config["init_from"] is not None:
+        init_from, standardize = initialize(net, config)
     start_epoch = ckpt.epoch if ckpt is not None else 0
     if mode == "resume" and start_epoch >= config["epochs"]:
         print(f"nothing to train: {ckpt.path} has {start_epoch} completed epochs and --epochs is {config['epochs']}; "
@@ -348,7 +353,7 @@ def _main(given, callbacks):
         return _eval_only(net, data, config, ckpt, run, metrics, quiet)
 
     history = list(ckpt.history) if ckpt is not None else []
-    metrics.update(resumed_from=ckpt.path if ckpt else None, status="running", train_samples=data.train.num_samples,
+    metrics.update(resumed_from=ckpt.path if ckpt else None, init_from=init_from, status="running", train_samples=data.train.num_samples,
                    val_samples=data.val.num_samples if data.val is not None else 0, test_samples=data.test.num_samples,
                    parameters=net.num_parameters(), epochs=history, best=best,
                    wall_seconds=sum(r.get("epoch_seconds", 0.0) for r in history))
@@ -384,6 +389,31 @@ def _main(given, callbacks):
                       "wall_seconds": round(metrics["wall_seconds"], 3), "status": metrics["status"].split(":")[0],
                       "out": str(out)}), flush=True)
     return status
+
+
+def initialize(net, config):
+    """Load the weights of the checkpoint ``config["init_from"]`` into ``net`` (a warm start: the
+    optimiser state, schedule and epoch count start afresh). Returns what the run records of it and
+    the input standardisation to use: the checkpoint's on the same dataset (the weights were trained
+    on it), else None (computed from this run's training set)."""
+    import hashlib
+
+    from .checkpoint import CheckpointError, load, restore, run_state
+
+    source = load(config["init_from"])
+    theirs, ours = ((c.get("model"), c.get("width")) for c in (source.config, config))
+    if theirs != ours:
+        raise CheckpointError(f"--init-from {source.path}: the checkpoint holds {theirs[0]} at width {theirs[1]}, this "
+                              f"run builds {ours[0]} at width {ours[1]}; give the checkpoint's --model and --width")
+    restore(source, net)
+    digest = hashlib.sha256(Path(source.path).read_bytes()).hexdigest()
+    tested = [row["test_accuracy"] for row in source.history if row.get("test_accuracy") is not None]
+    record = {"checkpoint": str(source.path), "sha256": digest, "epoch": source.epoch,
+              "network": source.config.get("network"), "dataset": source.config.get("dataset"),
+              "test_accuracy": tested[-1] if tested else None}
+    print(f"initialised the weights from {source.path} (epoch {source.epoch} of a {record['network']} run on "
+          f"{record['dataset']}); optimiser state and schedule start afresh", flush=True)
+    return record, run_state(source)[1] if record["dataset"] == config["dataset"] else None
 
 
 def _eval_only(net, data, config, ckpt, run, metrics, quiet):

@@ -248,6 +248,43 @@ def test_resume_cannot_change_the_model(trained, tmp_path):
     assert "mismatch" in error_line(proc) and "vgg9" in error_line(proc)
 
 
+def test_init_from_starts_a_new_run_from_the_weights_and_resume_keeps_its_record(trained, fake_mnist, tmp_path):
+    """--init-from loads the weights only: at a negligible lr the new run's first epoch tests as the
+    source did (a random start does not); the schedule counts from epoch 1; the record (path,
+    sha256, epoch) is in metrics.json and survives --resume."""
+    import hashlib
+
+    out, train_proc = trained
+    source = out / "checkpoint.h5"
+    common = ["--data-dir", fake_mnist, "--limit-train", 32, "--limit-test", 64, "--lr", 1e-12, *TINY]
+    warm = run_cli(["--init-from", source, "--epochs", 1, "--out", tmp_path / "warm", *common], tmp_path)
+    cold = run_cli(["--epochs", 1, "--out", tmp_path / "cold", *common], tmp_path)
+    assert warm.returncode == 0 and cold.returncode == 0, warm.stderr + cold.stderr
+    before = last_json(train_proc.stdout)["test_accuracy"]
+    assert last_json(warm.stdout)["test_accuracy"] == before != last_json(cold.stdout)["test_accuracy"]
+    metrics = json.loads((tmp_path / "warm" / "metrics.json").read_text())
+    assert [r["epoch"] for r in metrics["epochs"]] == [1] and metrics["epochs"][0]["lr"] == 1e-12
+    record = metrics["init_from"]
+    assert record["checkpoint"] == str(source.resolve()) == metrics["config"]["init_from"]
+    assert record["epoch"] == 1 and record["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    resumed = run_cli(["--resume", tmp_path / "warm" / "checkpoint.h5", "--epochs", 2, "--quiet"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    again = json.loads((tmp_path / "warm" / "metrics.json").read_text())
+    assert len(again["epochs"]) == 2 and again["init_from"] == record
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--width", "0.5"], "width"), (["--model", "vgg7", "--dataset", "mnist"], "vgg7")])
+def test_init_from_a_checkpoint_of_another_network_exits_2(trained, fake_mnist, tmp_path, args, expect):
+    out, _ = trained
+    flags = [a for a in TINY if a not in ("--width", "0.25")]
+    proc = run_cli(["--init-from", out / "checkpoint.h5", "--data-dir", fake_mnist, *flags, *args,
+                    "--out", tmp_path / "run"], tmp_path)
+    assert proc.returncode == 2
+    assert "--init-from" in error_line(proc) and expect in error_line(proc)
+    assert not (tmp_path / "run").exists()
+
+
 # ------------------------------------------------------------------------------------------
 # evaluation only
 # ------------------------------------------------------------------------------------------
