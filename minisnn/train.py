@@ -5,6 +5,7 @@ Examples::
     python -m minisnn.train --model lenet5 --data-dir /path/to/mnist            # the thesis' 150 epochs
     python -m minisnn.train --preset fast --data-dir /path/to/mnist             # 20 epochs
     python -m minisnn.train --resume runs/lenet5_mnist_X/checkpoint.h5
+    python -m minisnn.train --init-from runs/lenet5_mnist_X/checkpoint.h5 --epochs 5   # a new schedule
     python -m minisnn.train --eval-only runs/lenet5_mnist_X/checkpoint.h5
 
 Reading order: :func:`main` resolves the configuration (every knob and its default is listed
