@@ -405,7 +405,7 @@ def _misfit(src, dst):
         h5.attrs["digest"] = C._digest(h5)          # a consistent file, only the model differs
 
 
-@pytest.mark.parametrize("mode", ["--resume", "--eval-only"])
+@pytest.mark.parametrize("mode", ["--resume", "--eval-only", "--init-from"])
 @pytest.mark.parametrize("make,expect", [
     (None, "not found"),
     (_random, "not an HDF5 file"),
@@ -419,7 +419,8 @@ def test_bad_checkpoint_exits_2(trained, fake_mnist, tmp_path, mode, make, expec
     if make is not None:
         make(src, bad)
     out = tmp_path / "run"
-    proc = run_cli([mode, bad, "--data-dir", fake_mnist, "--out", out, "--quiet"], tmp_path)
+    fits = ["--width", "0.5"] if mode == "--init-from" else []      # the width _misfit's config claims
+    proc = run_cli([mode, bad, "--data-dir", fake_mnist, "--out", out, "--quiet", *fits], tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = error_line(proc)
     assert expect in line and str(bad) in line
