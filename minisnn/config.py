@@ -40,6 +40,7 @@ class Knob:
     optional: bool = False     # None is allowed
     experiment: bool = True    # defines the experiment: a resumed run cannot change it
     group: str = "model and data"
+    metavar: str | None = None  # how --help names the value (default: the flag's name)
 
 
 _POS = (lambda v: v > 0, "> 0")
@@ -108,7 +109,7 @@ KNOBS = {k.name: k for k in [
       choices=("aggregated", "through-time"), group="optimisation"),
     K("init_from", None, "start from the weights of this checkpoint (any run of the same model and width; "
       "a new run: fresh optimiser state and schedule from epoch 1, data order from --seed)", optional=True,
-      group="optimisation"),
+      group="optimisation", metavar="CHECKPOINT"),
     # -- run --------------------------------------------------------------------------------
     K("device", "cpu", "cpu (NumPy), or gpu / cuda (CuPy on GPU 0), gpu:N / cuda:N (GPU N)",
       rule=_DEVICE, experiment=False, group="run"),
@@ -374,7 +375,7 @@ def add_flags(parser):
     for name, knob in KNOBS.items():
         group = groups.get(knob.group) or groups.setdefault(knob.group, parser.add_argument_group(knob.group))
         flags = [_flag(name)] + (["-T"] if name == "timesteps" else [])
-        group.add_argument(*flags, dest=name, type=types[knob.type], choices=knob.choices,
+        group.add_argument(*flags, dest=name, type=types[knob.type], choices=knob.choices, metavar=knob.metavar,
                            default=argparse.SUPPRESS, help=knob.help + describe_default(name))
     return groups
 
