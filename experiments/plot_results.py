@@ -7,8 +7,8 @@
 (synaptic operations and MACs per layer); ``analyze-vgg7-cifar10-T30-epoch3.json`` gives
 ``sweep-vgg7-cifar10.png`` and ``analyze-vgg9-cifar10-T20-epoch8.json`` gives
 ``sweep-vgg9-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
-epoch of the spiking VGG7 and its ANN), ``curves-cifar10-vgg9.png`` (the spiking VGG9 and its
-ANN), ``curves-lenet5-mnist-fast.png`` (the fast preset and its first run),
+epoch of the spiking VGG7 and its ANN), ``curves-cifar10-vgg9.png`` (the spiking VGG9, its second
+cycle of the schedule and its ANN), ``curves-lenet5-mnist-fast.png`` (the fast preset and its first run),
 ``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on Fashion-MNIST) and
 ``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T,
 ``experiments/timesteps_sweep.sh``).
@@ -22,8 +22,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def history(run):
-    """The per-epoch rows of a committed run record (its metrics.json, as the CLI writes it)."""
-    return json.loads((RESULTS / run / "metrics.json").read_text())["epochs"]
+    """The per-epoch rows of a committed run record (its metrics.json, as the CLI writes it); the
+    epochs of a run started with ``--init-from`` count on from those of its starting checkpoint."""
+    metrics = json.loads((RESULTS / run / "metrics.json").read_text())
+    start = (metrics.get("init_from") or {}).get("epoch", 0)
+    return [{**row, "epoch": row["epoch"] + start} for row in metrics["epochs"]]
 
 
 if __name__ == "__main__":
@@ -40,9 +43,11 @@ if __name__ == "__main__":
                    "evaluated at other T")
     runs = {"SNN, T = 30": history("vgg7-cifar10-T30"), "ANN, same engine": history("vgg7-ann-cifar10")}
     plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png", title="VGG7 on CIFAR-10 (JPEG rebuild), 12-epoch schedule")
-    runs = {"SNN, T = 20": history("vgg9-cifar10-T20"), "ANN, same engine": history("vgg9-ann-cifar10")}
+    runs = {"SNN, T = 20": history("vgg9-cifar10-T20"),
+            "SNN, second cycle from epoch 8": history("vgg9-cifar10-T20-cycle2"),
+            "ANN, same engine": history("vgg9-ann-cifar10")}
     plot_runs(runs, RESULTS / "curves-cifar10-vgg9.png",
-              title="VGG9 on CIFAR-10 (JPEG rebuild), 8-epoch schedule, continued")
+              title="VGG9 on CIFAR-10 (JPEG rebuild): 8-epoch schedule, continued, cycled")
     plot_runs({"--preset fast (weight decay 7.8125e-6)": history("lenet5-mnist-fast"),
                "first run, weight decay 5e-4": history("lenet5-mnist-fast-decay5e-4")},
               RESULTS / "curves-lenet5-mnist-fast.png", title="LeNet5 on MNIST, --preset fast")
