@@ -8,8 +8,8 @@
 ``sweep-vgg7-cifar10.png`` and ``analyze-vgg9-cifar10-T20-epoch8.json`` gives
 ``sweep-vgg9-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
 epoch of the spiking VGG7 and its ANN), ``curves-cifar10-vgg9.png`` (the spiking VGG9, its second
-cycle of the schedule and its ANN), ``curves-lenet5-mnist-fast.png`` (the fast preset and its first run),
-``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on Fashion-MNIST) and
+cycle of the schedule and its ANN), ``curves-lenet5-mnist-fast.png`` (the fast preset and its
+first run), ``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on Fashion-MNIST) and
 ``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T,
 ``experiments/timesteps_sweep.sh``).
 """

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from .backend import parse_device
 from .data.registry import DATA_ROOT_RULE
@@ -263,9 +264,8 @@ def resolve(given: dict, base: dict | None = None) -> dict:
             config[name] = preset[name] if knob.default is PRESET else knob.default
     if config["eval_batch_size"] is None:
         config["eval_batch_size"] = max(int(config["batch_size"]), 64)
-    for name in ("data_dir", "init_from"):
+    for name in ("data_dir", "init_from"):                 # paths are kept absolute
         if config.get(name) is not None:
-            from pathlib import Path
             config[name] = str(Path(config[name]).expanduser().resolve())
     for name, value in config.items():
         _check(name, value)

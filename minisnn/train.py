@@ -356,8 +356,7 @@ def _main(given, callbacks):
     history = list(ckpt.history) if ckpt is not None else []
     metrics.update(resumed_from=ckpt.path if ckpt else None, init_from=init_from, status="running",
                    train_samples=data.train.num_samples, val_samples=data.val.num_samples if data.val is not None else 0,
-                   test_samples=data.test.num_samples,
-                   parameters=net.num_parameters(), epochs=history, best=best,
+                   test_samples=data.test.num_samples, parameters=net.num_parameters(), epochs=history, best=best,
                    wall_seconds=sum(r.get("epoch_seconds", 0.0) for r in history))
     status = 0
     SIGNALS.deferring = True
