@@ -7,10 +7,10 @@
 (synaptic operations and MACs per layer); ``analyze-vgg7-cifar10-T30-epoch3.json`` gives
 ``sweep-vgg7-cifar10.png`` and ``analyze-vgg9-cifar10-T20-epoch8.json`` gives
 ``sweep-vgg9-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
-epoch of the spiking VGG7 and its ANN), ``curves-cifar10-vgg9.png`` (the spiking VGG9, its second
-cycle of the schedule and its ANN), ``curves-lenet5-mnist-fast.png`` (the fast preset and its
-first run), ``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on Fashion-MNIST) and
-``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T,
+epoch of the spiking VGG7 and its ANN), ``curves-cifar10-vgg9.png`` (the spiking VGG9 with SGD,
+its second cycle of the schedule, with Adam, and its ANN), ``curves-lenet5-mnist-fast.png`` (the
+fast preset and its first run), ``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on
+Fashion-MNIST) and ``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T,
 ``experiments/timesteps_sweep.sh``).
 """
 import json
@@ -43,11 +43,12 @@ if __name__ == "__main__":
                    "evaluated at other T")
     runs = {"SNN, T = 30": history("vgg7-cifar10-T30"), "ANN, same engine": history("vgg7-ann-cifar10")}
     plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png", title="VGG7 on CIFAR-10 (JPEG rebuild), 12-epoch schedule")
-    runs = {"SNN, T = 20": history("vgg9-cifar10-T20"),
-            "SNN, second cycle from epoch 8": history("vgg9-cifar10-T20-cycle2"),
+    runs = {"SNN, T = 20, SGD": history("vgg9-cifar10-T20"),
+            "SNN, SGD, second cycle from epoch 8": history("vgg9-cifar10-T20-cycle2"),
+            "SNN, T = 20, Adam": history("vgg9-adam-cifar10-T20"),
             "ANN, same engine": history("vgg9-ann-cifar10")}
     plot_runs(runs, RESULTS / "curves-cifar10-vgg9.png",
-              title="VGG9 on CIFAR-10 (JPEG rebuild): 8-epoch schedule, continued, cycled")
+              title="VGG9 on CIFAR-10 (JPEG rebuild): SGD and Adam")
     plot_runs({"--preset fast (weight decay 7.8125e-6)": history("lenet5-mnist-fast"),
                "first run, weight decay 5e-4": history("lenet5-mnist-fast-decay5e-4")},
               RESULTS / "curves-lenet5-mnist-fast.png", title="LeNet5 on MNIST, --preset fast")
