@@ -179,6 +179,7 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
         except NonFiniteError as exc:
             raise Stop(f"{exc} after epoch {epoch}; not saved, lower --lr", EXIT_NONFINITE) from None
 
+    resumed = start_epoch > 0 or (meter is not None and meter.batches > 0)
     epoch, meter = start_epoch, meter or Meter()
     try:
         for epoch in range(start_epoch, epochs):
@@ -204,7 +205,8 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
                 clock["images"], clock["seconds"] = clock["images"] + n, clock["seconds"] + time.perf_counter() - tb
                 meter.seconds = time.perf_counter() - t0
                 if clock["images"] == n:
-                    print(f"timing: {clock['seconds']:.2f}s for the first {n} images; the run should take about "
+                    what = "the rest of the run" if resumed else "the run"
+                    print(f"timing: {clock['seconds']:.2f}s for the first {n} images; {what} should take about "
                           f"{duration(left(meter.seen, epoch))} plus evaluation", flush=True)
                 if bar is not None:
                     bar.update(meter.seen - bar.n)

@@ -163,6 +163,14 @@ def test_epoch_line_has_no_validation_without_a_split_and_one_throughput(mnist, 
     assert "the run should take about" in out
 
 
+def test_the_time_estimate_of_a_resumed_run_covers_what_is_left(finished, mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    assert main("--resume", out / "checkpoint.h5", "--data-dir", mnist, "--epochs", 2, "--quiet") == 0
+    printed = capsys.readouterr().out
+    assert "the rest of the run should take about" in printed and "; the run should take" not in printed
+
+
 def test_resuming_a_finished_run_says_so(finished, capsys):
     assert main("--resume", finished / "checkpoint.h5", "--quiet") == 0
     assert "nothing to train" in capsys.readouterr().out
