@@ -42,6 +42,7 @@ EXIT_STATUS = {
     143: "terminated by SIGTERM: as 130",
 }
 EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_DEAD, EXIT_OUTPUT = 2, 3, 4, 5
+TIMING_BATCHES = 5    # the time estimate is printed after this many batches (the first is start-up)
 
 
 class Stop(Exception):
@@ -161,14 +162,30 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
 
     epochs, history, best = int(config["epochs"]), metrics["epochs"], metrics["best"]
     seed, T, per_epoch = config["seed"], config["timesteps"], data.train.num_samples
-    clock = {"images": 0, "seconds": 0.0, "eval": 0.0, "start": time.perf_counter() - metrics["wall_seconds"]}
+    clock = {"images": 0, "seconds": 0.0, "batches": 0, "first": (0, 0.0), "told": False, "eval": 0.0,
+             "start": time.perf_counter() - metrics["wall_seconds"]}
+
+    def rate():
+        """Training images per second; the first batch (start-up: allocations, threads) counts only
+        while it is the only one timed."""
+        images, seconds = clock["images"], clock["seconds"]
+        if clock["batches"] > 1:
+            images, seconds = images - clock["first"][0], seconds - clock["first"][1]
+        return images / max(seconds, 1e-9)
 
     def left(done_in_epoch, epoch):
         """Seconds left in the run, from the training throughput and the last evaluation time."""
         if not clock["images"]:
             return None
-        rate = clock["images"] / max(clock["seconds"], 1e-9)
-        return ((epochs - epoch) * per_epoch - done_in_epoch) / rate + (epochs - epoch) * clock["eval"]
+        return ((epochs - epoch) * per_epoch - done_in_epoch) / rate() + (epochs - epoch) * clock["eval"]
+
+    def tell_timing(done_in_epoch, epoch):
+        """One line with the measured speed and the time the run (or its rest) should take."""
+        (n, seconds), what = clock["first"], "the rest of the run" if resumed else "the run"
+        steady = f", then {rate():.1f} images/s" if clock["batches"] > 1 else ""
+        print(f"timing: {seconds:.2f}s for the first {n} images{steady}; {what} should take about "
+              f"{duration(left(done_in_epoch, epoch))} plus evaluation", flush=True)
+        clock["told"] = True
 
     def save_state(name, epoch, **extra):
         if metrics.get("init_from") is not None:
@@ -203,11 +220,12 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
                 for callback in callbacks:
                     callback(net, epoch, b)
                 clock["images"], clock["seconds"] = clock["images"] + n, clock["seconds"] + time.perf_counter() - tb
+                clock["batches"] += 1
+                if clock["batches"] == 1:
+                    clock["first"] = (n, clock["seconds"])
                 meter.seconds = time.perf_counter() - t0
-                if clock["images"] == n:
-                    what = "the rest of the run" if resumed else "the run"
-                    print(f"timing: {clock['seconds']:.2f}s for the first {n} images; {what} should take about "
-                          f"{duration(left(meter.seen, epoch))} plus evaluation", flush=True)
+                if clock["batches"] == TIMING_BATCHES:
+                    tell_timing(meter.seen, epoch)
                 if bar is not None:
                     bar.update(meter.seen - bar.n)
                     bar.set_postfix(loss=f"{meter.loss / meter.seen:.4f}", acc=f"{100 * meter.correct / meter.seen:.2f}%",
@@ -215,6 +233,8 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
                 SIGNALS.check()
             if bar is not None:
                 bar.close()
+            if not clock["told"] and clock["batches"]:
+                tell_timing(meter.seen, epoch)
             net.backend.synchronize()
             train = meter.result()
             if _output_input(train["spike_rates"]) == 0:

@@ -171,6 +171,23 @@ def test_the_time_estimate_of_a_resumed_run_covers_what_is_left(finished, mnist,
     assert "the rest of the run should take about" in printed and "; the run should take" not in printed
 
 
+def test_the_time_estimate_leaves_out_the_slow_first_batch(mnist, tmp_path, capsys):
+    import re
+    import time
+
+    def slow_start(net, epoch, batch):
+        if epoch == 0 and batch == 0:
+            time.sleep(1.0)                                     # stands for allocations and thread start-up
+
+    args = ["--data-dir", mnist, "--epochs", 1, "--out", tmp_path / "run", *TRAIN, "--batch-size", 8]
+    assert main(*args, callbacks=[slow_start]) == 0                                   # 6 batches of 8
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("timing:"))
+    first, steady = re.fullmatch(r"timing: ([\d.]+)s for the first 8 images, then ([\d.]+) images/s; "
+                                 r"the run should take about .+ plus evaluation", line).groups()
+    assert float(first) >= 1.0
+    assert float(steady) > 40.0      # 5 batches of 8 with the first one in could not pass 40 images/s
+
+
 def test_resuming_a_finished_run_says_so(finished, capsys):
     assert main("--resume", finished / "checkpoint.h5", "--quiet") == 0
     assert "nothing to train" in capsys.readouterr().out
