@@ -51,6 +51,15 @@ def test_round_trip_is_exact(tmp_path):
     assert os.stat(path).st_mode & 0o044
 
 
+def test_file_holds_the_arrays_without_padding(tmp_path):
+    ck = _ckpt(size=(128, 128, 3, 3))                       # a VGG kernel, 576 KiB in float32
+    path = C.save(tmp_path / "c.h5", ck)
+    arrays = 3 * sum(v.nbytes for v in ck.weights.values())  # weights, m, v
+    assert os.path.getsize(path) < arrays + 64 * 1024       # HDF5's own chunks made it 1.8x
+    with h5py.File(path, "r") as h5:
+        assert h5["weights/conv1.weight"].fletcher32
+
+
 def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
     path = tmp_path / "c.h5"
     C.save(path, _ckpt(epoch=1))
