@@ -7,11 +7,11 @@
 (synaptic operations and MACs per layer); ``analyze-vgg7-cifar10-T30-epoch3.json`` gives
 ``sweep-vgg7-cifar10.png`` and ``analyze-vgg9-cifar10-T20-epoch8.json`` gives
 ``sweep-vgg9-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
-epoch of the spiking VGG7 and its ANN), ``curves-cifar10-vgg9.png`` (the spiking VGG9 with SGD,
-its second cycle of the schedule, with Adam, and its ANN), ``curves-lenet5-mnist-fast.png`` (the
-fast preset and its first run), ``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on
-Fashion-MNIST) and ``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T,
-``experiments/timesteps_sweep.sh``).
+epoch of the spiking VGG7 and its ANN, each with SGD and with Adam), ``curves-cifar10-vgg9.png``
+(the spiking VGG9 with SGD, its second cycle of the schedule, with Adam, and its ANN),
+``curves-lenet5-mnist-fast.png`` (the fast preset and its first run),
+``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on Fashion-MNIST) and
+``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T, ``experiments/timesteps_sweep.sh``).
 """
 import json
 from pathlib import Path
@@ -41,8 +41,9 @@ if __name__ == "__main__":
         plot_sweep(report["sweep"], report["samples"], RESULTS / f"sweep-{report['model']}-cifar10.png",
                    f"{report['model'].upper()} on CIFAR-10 after {epochs} epochs (trained at T = {report['T']}), "
                    "evaluated at other T")
-    runs = {"SNN, T = 30": history("vgg7-cifar10-T30"), "ANN, same engine": history("vgg7-ann-cifar10")}
-    plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png", title="VGG7 on CIFAR-10 (JPEG rebuild), 12-epoch schedule")
+    runs = {"SNN, T = 30, SGD": history("vgg7-cifar10-T30"), "ANN, SGD": history("vgg7-ann-cifar10"),
+            "SNN, T = 20, Adam": history("vgg7-adam-cifar10-T20"), "ANN, Adam": history("vgg7-ann-adam-cifar10")}
+    plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png", title="VGG7 on CIFAR-10 (JPEG rebuild), 12-epoch schedules")
     runs = {"SNN, T = 20, SGD": history("vgg9-cifar10-T20"),
             "SNN, SGD, second cycle from epoch 8": history("vgg9-cifar10-T20-cycle2"),
             "SNN, T = 20, Adam": history("vgg9-adam-cifar10-T20"),
