@@ -6,8 +6,10 @@ ones about processes and locks run the command line in subprocesses.
 """
 import errno
 import json
+import re
 import shutil
 import subprocess
+import time
 
 import h5py
 import numpy as np
@@ -172,9 +174,6 @@ def test_the_time_estimate_of_a_resumed_run_covers_what_is_left(finished, mnist,
 
 
 def test_the_time_estimate_leaves_out_the_slow_first_batch(mnist, tmp_path, capsys):
-    import re
-    import time
-
     def slow_start(net, epoch, batch):
         if epoch == 0 and batch == 0:
             time.sleep(1.0)                                     # stands for allocations and thread start-up
