@@ -50,3 +50,14 @@ def test_good_arguments_are_kept():
     assert (sgd.lr, sgd.momentum, sgd.weight_decay) == (0.1, 0.0, 0.0)
     adam = Adam(_params(), lr=1e-3, betas=[0.0, 0.5], eps=1e-8)
     assert adam.betas == (0.0, 0.5) and adam.eps == 1e-8
+
+
+@pytest.mark.parametrize("make", [lambda p: SGD(p, lr=0.1, momentum=0.9), lambda p: Adam(p, lr=1e-3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_subnormal_weights_are_flushed_to_zero(make, dtype):
+    """Weights decayed below the smallest normal float slow every product down: they become 0."""
+    tiny = np.finfo(dtype).tiny
+    params = {"w": np.array([tiny / 8, -tiny / 1024, 0.5], dtype)}
+    make(params).step({"w": np.zeros(3, dtype)})
+    assert params["w"][0] == 0 and params["w"][1] == 0
+    assert params["w"][2] == dtype(0.5)
