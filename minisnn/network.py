@@ -18,6 +18,7 @@ import numpy as np
 from .backend import Backend, cpu_count
 from .encoding import PoissonEncoder
 from . import events
+from .ops import flush_subnormals
 from .layers import ALL, LIF, Conv2d, Layer, Linear, Neurons, Output, ResidualBlock, SpikingAvgPool
 from .runner import Runner
 
@@ -150,7 +151,8 @@ class Network:
         return {f"{layer.name}.{key}": value for layer in self.all_layers() for key, value in layer.grads.items()}
 
     def load_parameters(self, params):
-        """Copy arrays (host or device) into the live weights, checking names and shapes."""
+        """Copy arrays (host or device) into the live weights, checking names and shapes; subnormal
+        weights (from a run without flushing) load as zero, as the optimisers keep them."""
         own = self.parameters()
         if set(params) != set(own):
             raise ValueError(f"parameter names differ: missing {sorted(set(own) - set(params))}, "
@@ -161,6 +163,7 @@ class Network:
                 raise ValueError(f"{key}: shape {tuple(value.shape)} != {tuple(target.shape)}")
             host = value if isinstance(value, np.ndarray) else self.backend.to_host(value)
             target[...] = self.backend.to_device(host, dtype=target.dtype)
+            flush_subnormals(target)
 
     def neuron_layers(self):
         return [layer for layer in self.all_layers() if isinstance(layer, Neurons)]

@@ -207,6 +207,19 @@ def test_bad_input_gets_a_clear_error():
         Backend("cpu", "float16")
 
 
+def test_subnormal_weights_load_as_zero():
+    """A checkpoint from a run that kept subnormal weights loads without them (they slow BLAS)."""
+    net = conv_pool_stack(Backend("cpu", "float32"))
+    params = {key: value.copy() for key, value in net.parameters().items()}
+    key = next(iter(params))
+    tiny = np.finfo(np.float32).tiny
+    params[key].flat[:3] = [tiny / 16, -tiny / 2, 0.25]
+    net.load_parameters(params)
+    assert list(net.parameters()[key].flat[:3]) == [0, 0, np.float32(0.25)]
+    rest = {k: v for k, v in net.parameters().items() if k != key}
+    assert all(np.array_equal(v, params[k]) for k, v in rest.items())
+
+
 def test_every_layer_returns_its_result_and_the_output_layer_keeps_T():
     """One contract: forward(x, rows) returns, backward(grad) takes only the gradient."""
     backend = Backend("cpu", "float64")
