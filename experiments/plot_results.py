@@ -7,7 +7,8 @@
 (synaptic operations and MACs per layer); ``analyze-vgg7-cifar10-T30-epoch3.json`` gives
 ``sweep-vgg7-cifar10.png`` and ``analyze-vgg9-cifar10-T20-epoch8.json`` gives
 ``sweep-vgg9-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
-epoch of the spiking VGG7 and its ANN, each with SGD and with Adam), ``curves-cifar10-vgg9.png``
+epoch of the spiking VGG7 and its ANN, each with SGD and with Adam, and the SNN's further
+cycles of the Adam schedule), ``curves-cifar10-vgg9.png``
 (the spiking VGG9 with SGD, its second cycle of the schedule, with Adam, and its ANN),
 ``curves-lenet5-mnist-fast.png`` (the fast preset and its first run),
 ``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on Fashion-MNIST) and
@@ -21,11 +22,12 @@ from minisnn.plotting import plot_operations, plot_runs, plot_sweep
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def history(run):
+def history(run, after=None):
     """The per-epoch rows of a committed run record (its metrics.json, as the CLI writes it); the
-    epochs of a run started with ``--init-from`` count on from those of its starting checkpoint."""
+    epochs of a run started with ``--init-from`` count on from those of its starting checkpoint,
+    or from the last epoch of the run ``after`` where that checkpoint came from a further cycle."""
     metrics = json.loads((RESULTS / run / "metrics.json").read_text())
-    start = (metrics.get("init_from") or {}).get("epoch", 0)
+    start = history(after)[-1]["epoch"] if after else (metrics.get("init_from") or {}).get("epoch", 0)
     return [{**row, "epoch": row["epoch"] + start} for row in metrics["epochs"]]
 
 
@@ -42,8 +44,11 @@ if __name__ == "__main__":
                    f"{report['model'].upper()} on CIFAR-10 after {epochs} epochs (trained at T = {report['T']}), "
                    "evaluated at other T")
     runs = {"SNN, T = 30, SGD": history("vgg7-cifar10-T30"), "ANN, SGD": history("vgg7-ann-cifar10"),
-            "SNN, T = 20, Adam": history("vgg7-adam-cifar10-T20"), "ANN, Adam": history("vgg7-ann-adam-cifar10")}
-    plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png", title="VGG7 on CIFAR-10 (JPEG rebuild), 12-epoch schedules")
+            "SNN, T = 20, Adam": history("vgg7-adam-cifar10-T20"), "ANN, Adam": history("vgg7-ann-adam-cifar10"),
+            "SNN, Adam, second cycle (6 epochs)": history("vgg7-adam-cifar10-T20-cycle2"),
+            "SNN, Adam, third cycle (6 epochs)": history("vgg7-adam-cifar10-T20-cycle3", after="vgg7-adam-cifar10-T20-cycle2")}
+    plot_runs(runs, RESULTS / "curves-cifar10-vgg7.png",
+              title="VGG7 on CIFAR-10 (JPEG rebuild): 12-epoch schedules, then further cycles")
     runs = {"SNN, T = 20, SGD": history("vgg9-cifar10-T20"),
             "SNN, SGD, second cycle from epoch 8": history("vgg9-cifar10-T20-cycle2"),
             "SNN, T = 20, Adam": history("vgg9-adam-cifar10-T20"),
