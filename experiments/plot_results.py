@@ -7,12 +7,12 @@
 (synaptic operations and MACs per layer); ``analyze-vgg7-cifar10-T30-epoch3.json`` gives
 ``sweep-vgg7-cifar10.png`` and ``analyze-vgg9-cifar10-T20-epoch8.json`` gives
 ``sweep-vgg9-cifar10.png``. The run records give ``curves-cifar10-vgg7.png`` (test accuracy per
-epoch of the spiking VGG7 and its ANN, each with SGD and with Adam, and the SNN's further
-cycles of the Adam schedule), ``curves-cifar10-vgg9.png``
-(the spiking VGG9 with SGD, its second cycle of the schedule, with Adam, and its ANN),
-``curves-lenet5-mnist-fast.png`` (the fast preset and its first run),
-``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on Fashion-MNIST) and
-``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T, ``experiments/timesteps_sweep.sh``).
+epoch of the spiking VGG7 and its ANN, each with SGD and with Adam, and the SNN's further cycles
+of the Adam schedule), ``curves-cifar10-vgg9.png`` (the spiking VGG9 with SGD, its second cycle
+of the schedule, with Adam, and its ANN), ``curves-lenet5-mnist-fast.png`` (the fast preset and
+its first run), ``curves-lenet5-fashion-mnist-fast.png`` (the fast preset on Fashion-MNIST) and
+``timesteps-vgg7-cifar10.png`` (one short VGG7 training per T,
+``experiments/timesteps_sweep.sh``).
 """
 import json
 from pathlib import Path
