@@ -18,6 +18,7 @@ import numpy as np
 from .backend import Backend, cpu_count
 from .encoding import PoissonEncoder
 from . import events
+from .distributed import rows_of
 from .ops import flush_subnormals
 from .layers import ALL, LIF, Conv2d, Layer, Linear, Neurons, Output, ResidualBlock, SpikingAvgPool
 from .runner import Runner
@@ -169,7 +170,7 @@ class Network:
         return [layer for layer in self.all_layers() if isinstance(layer, Neurons)]
 
     # -- forward ---------------------------------------------------------------------------
-    def forward(self, x, T=None, train=False, rng_key=(0,)):
+    def forward(self, x, T=None, train=False, rng_key=(0,), part=None):
         """Run the network over T steps and return the output U^L(T) / T (eq 3.5), (B, classes).
 
         ``x`` is what the encoder takes: a batch of images (B, *input_shape), rate-coded over T
@@ -177,22 +178,26 @@ class Network:
         whose length is T. ``train`` keeps the statistics the backward needs and applies dropout;
         with ``gradient="through-time"`` it also keeps every step's spikes (memory grows with T).
         ``rng_key`` determines every random draw of the pass (encoding, dropout masks).
+        ``part = (start, total)``: ``x`` holds the samples ``start..`` of a batch of ``total``
+        (one process's share in data-parallel training, :mod:`minisnn.distributed`); they draw
+        the numbers they would draw in the whole batch.
         """
         self._check_input(x)
         T = self.encoder.steps(x, T)
-        self.reset(x.shape[len(self.encoder.leading_axes) - 1], T, train, rng_key)
+        self.reset(x.shape[len(self.encoder.leading_axes) - 1], T, train, rng_key, part)
         chunks = self.encoder.chunks(self.xp, self._to_internal(x), T, self.time_chunk,
-                                     self.backend.rng(*rng_key, "encode"))
+                                     rows_of(self.backend.rng(*rng_key, "encode"), part, axis=1))
         with self.runner.compute():
             for spikes in chunks:
                 self.runner.submit(self.forward_chunk, spikes)   # on the CPU: one slice of the batch per worker
             self.runner.wait()
         return self.layers[-1].output()
 
-    def reset(self, batch, T, train=False, rng_key=(0,)):
-        """Start a pass of T steps over ``batch`` samples: fresh states, new dropout masks."""
+    def reset(self, batch, T, train=False, rng_key=(0,), part=None):
+        """Start a pass of T steps over ``batch`` samples: fresh states, new dropout masks
+        (``part``: as in :meth:`forward`)."""
         for index, layer in enumerate(self.layers):
-            layer.reset(batch, train, rng=self.backend.rng(*rng_key, "dropout", index), T=T)
+            layer.reset(batch, train, rng=rows_of(self.backend.rng(*rng_key, "dropout", index), part, axis=0), T=T)
         self.T = T
 
     def forward_chunk(self, spikes, rows=ALL):

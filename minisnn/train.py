@@ -7,12 +7,14 @@ Examples::
     python -m minisnn.train --resume runs/lenet5_mnist_X/checkpoint.h5
     python -m minisnn.train --init-from runs/lenet5_mnist_X/checkpoint.h5 --epochs 5   # a new schedule
     python -m minisnn.train --eval-only runs/lenet5_mnist_X/checkpoint.h5
+    mpiexec -n 4 python -m minisnn.train --model vgg9 --batch-size 64      # 4 processes, 16 samples each
 
 Reading order: :func:`main` resolves the configuration (every knob and its default is listed
 once, in :mod:`minisnn.config`), loads the data (:mod:`minisnn.data.pipeline`), builds the
 network and the optimiser and calls :func:`fit`, whose loop reads forward -> loss -> backward ->
 step per batch and evaluate -> save per epoch. Run files live in :mod:`minisnn.runs`, checkpoint
-capture and restore in :mod:`minisnn.checkpoint`.
+capture and restore in :mod:`minisnn.checkpoint`, the steps that differ across several processes
+(their rows of each batch, the sums over them, the agreements) in :mod:`minisnn.distributed`.
 """
 from __future__ import annotations
 
@@ -62,7 +64,7 @@ def build_parser():
 
     resumable = [f"--{k.replace('_', '-')}" for k, knob in KNOBS.items() if not knob.experiment]
     epilog = ("with --resume only these flags may be given: " + ", ".join(resumable)
-              + ", --out, --quiet, --no-download (others only with the checkpoint's value); with --eval-only "
+              + ", --out, --quiet, --no-download, --distributed (others only with the checkpoint's value); with --eval-only "
               "also --" + ", --".join(k.replace("_", "-") for k in EVAL_MAY_CHANGE)
               + ".\n\nexit status:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_STATUS.items())
               + "\n\nThe last line printed on stdout is a JSON summary.")
@@ -83,6 +85,10 @@ def build_parser():
     g.add_argument("--eval-only", metavar="CHECKPOINT", default=S, help="evaluate CHECKPOINT on the test set "
                    "(the whole test set unless --limit-test is given) and write metrics, without training")
     g.add_argument("--quiet", action="store_true", default=S, help="no progress bar")
+    g.add_argument("--distributed", choices=("none", "auto", "mpi"), default=S,
+                   help="data-parallel training over the processes of an MPI launcher (mpiexec -n K ...; "
+                        "--batch-size is the global batch): 'auto' (default) when a launcher started more "
+                        "than one process, 'mpi' always, 'none' never")
     return p
 
 
@@ -94,15 +100,17 @@ def parse_args(argv=None):
     return given
 
 
-def resolve_run(given):
-    """(mode, config, checkpoint or None) from the flags; ConfigError/CheckpointError if bad."""
+def resolve_run(given, cluster=None):
+    """(mode, config, checkpoint or None) from the flags; ConfigError/CheckpointError if bad.
+    The checkpoint is read by rank 0 of a ``cluster`` and given to the others."""
     from .checkpoint import CheckpointError, load
     from .config import ConfigError, resolve, resolve_stored
 
     if "resume" not in given and "eval_only" not in given:
         return "train", resolve(given), None
     mode = "resume" if "resume" in given else "eval"
-    ckpt = load(given["resume"] if mode == "resume" else given["eval_only"])
+    path = given["resume"] if mode == "resume" else given["eval_only"]
+    ckpt = load(path) if cluster is None else cluster.on_root(lambda: load(path))
     try:
         config = resolve_stored(given, ckpt.config, mode)
     except ConfigError as exc:
@@ -117,17 +125,25 @@ def resolve_run(given):
 # Evaluation, the finite-state guard
 # -------------------------------------------------------------------------------------------
 
-def evaluate(net, iterator, config, split, epoch, frames, quiet=False):
-    """Loss per sample, accuracy and spike rates on a split (no dropout, no weight change)."""
-    from .loss import correct, mse_loss
+def evaluate(net, iterator, config, split, epoch, frames, quiet=False, cluster=None):
+    """Loss per sample, accuracy and spike rates on a split (no dropout, no weight change); over
+    the processes of ``cluster``, each evaluates its rows of every batch."""
+    from .distributed import Solo
 
+    cluster = cluster or Solo()
     meter, bar, start = Meter(), progress_bar(iterator.num_samples, split, quiet), time.perf_counter()
     for b, x, y in batches(iterator, 0, frames):
-        SIGNALS.check()
-        out = net.forward(x, config["timesteps"], train=False, rng_key=(config["seed"], "eval", split, epoch, b))
-        meter.add(float(mse_loss(out, y)[0]), int(correct(out, y)), int(y.shape[0]), net.spike_rates())
+        if not cluster.collective:
+            cluster.check_signals()
+        total = int(y.shape[0])
+        x, y = cluster.local(x, y, frames)
+        out = net.forward(x, config["timesteps"], train=False, rng_key=(config["seed"], "eval", split, epoch, b),
+                          part=cluster.part(total))
+        meter.add(*cluster.evaluation(out, y, net))
         if bar is not None:
-            bar.update(int(y.shape[0]))
+            bar.update(total)
+        if cluster.collective:
+            cluster.check_signals()             # the signals the ranks agreed on in the sums
     if bar is not None:
         bar.close()
     return {**meter.result(), "seconds": time.perf_counter() - start}
@@ -152,13 +168,19 @@ def check_finite_state(net, opt, where):
 # The training loop
 # -------------------------------------------------------------------------------------------
 
-def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, callbacks=(), quiet=False):
+def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, callbacks=(), quiet=False,
+        cluster=None):
     """Train epochs ``start_epoch``.. ``config["epochs"]`` (continuing ``meter``, the running sums
     of a partly done epoch): per batch forward -> loss -> backward -> step, per epoch evaluate ->
     save. ``callbacks`` run as ``cb(net, epoch, batch)`` after each step. Raises Stop when the
-    run cannot go on; on SIGINT/SIGTERM saves ``interrupted.h5`` and raises Interrupted."""
+    run cannot go on; on SIGINT/SIGTERM saves ``interrupted.h5`` and raises Interrupted.
+    Over the processes of ``cluster`` (:mod:`minisnn.distributed`), each trains on its rows of
+    every batch, the gradients and metrics are summed over them, and rank 0 alone (whose ``run``
+    is the run folder; None elsewhere) saves."""
     from .checkpoint import NonFiniteError, capture, save
-    from .loss import correct, mse_loss
+    from .distributed import Solo
+
+    cluster = cluster or Solo()
 
     epochs, history, best = int(config["epochs"]), metrics["epochs"], metrics["best"]
     seed, T, per_epoch = config["seed"], config["timesteps"], data.train.num_samples
@@ -196,6 +218,10 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
         except NonFiniteError as exc:
             raise Stop(f"{exc} after epoch {epoch}; not saved, lower --lr", EXIT_NONFINITE) from None
 
+    def on_root(write):
+        """Rank 0 writes; a failure there stops every process (in one process: ``write()``)."""
+        cluster.root_writes(write, lambda exc: _write_failure(exc, run.path))
+
     resumed = start_epoch > 0 or (meter is not None and meter.batches > 0)
     epoch, meter = start_epoch, meter or Meter()
     try:
@@ -204,19 +230,18 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
             bar = progress_bar(per_epoch, f"epoch {epoch + 1}/{epochs}", quiet)
             t0 = time.perf_counter() - meter.seconds
             for b, x, y in batches(data.train, epoch, data.frames, start=meter.batches):
-                tb = time.perf_counter()
-                out = net.forward(x, T, train=True, rng_key=(seed, "train", epoch, b))        # forward
-                loss, error = mse_loss(out, y, config["loss_reduction"])                        # loss
-                loss = float(loss)
+                tb, total = time.perf_counter(), int(y.shape[0])
+                x, y = cluster.local(x, y, data.frames)                                         # this process's rows
+                out = net.forward(x, T, train=True, rng_key=(seed, "train", epoch, b), part=cluster.part(total))
+                loss, error, sums = cluster.loss(out, y, config["loss_reduction"], net)         # loss (eq 3.8)
                 if not math.isfinite(loss):
                     raise Stop(f"the training loss became {loss} in epoch {epoch + 1}, batch {b + 1} "
                                f"(lr {opt.lr:g}); training stopped, lower --lr", EXIT_NONFINITE)
                 net.backward(error)                                                             # backward
-                opt.step(net.gradients())                                                       # step
+                opt.step(cluster.gradients(net))                                                # step
                 check_finite_state(net, opt, f"in epoch {epoch + 1}, batch {b + 1}")
-                n = int(y.shape[0])
-                meter.add(loss * n if config["loss_reduction"] == "mean" else loss, int(correct(out, y)), n,
-                          net.spike_rates())
+                n = sums[2]
+                meter.add(*sums)
                 for callback in callbacks:
                     callback(net, epoch, b)
                 clock["images"], clock["seconds"] = clock["images"] + n, clock["seconds"] + time.perf_counter() - tb
@@ -230,7 +255,7 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
                     bar.update(meter.seen - bar.n)
                     bar.set_postfix(loss=f"{meter.loss / meter.seen:.4f}", acc=f"{100 * meter.correct / meter.seen:.2f}%",
                                     run_left=duration(left(meter.seen, epoch)), refresh=False)
-                SIGNALS.check()
+                cluster.check_signals()
             if bar is not None:
                 bar.close()
             if not clock["told"] and clock["batches"]:
@@ -251,20 +276,26 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
             for split, iterator in (("val", data.val), ("test", data.test)):                 # evaluate
                 if iterator is None or (split == "test" and (epoch + 1) % config["test_every"] and epoch + 1 < epochs):
                     continue
-                r = evaluate(net, iterator, config, split, epoch, data.frames, quiet)
+                r = evaluate(net, iterator, config, split, epoch, data.frames, quiet, cluster)
                 row.update({f"{split}_loss": r["loss"], f"{split}_accuracy": r["accuracy"]})
                 row["spike_rates"][split] = r["spike_rates"]
             clock["eval"] = time.perf_counter() - te
             row["epoch_seconds"] = time.perf_counter() - t0
             row["finished_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             history.append(row)
-            if row["val_accuracy"] is not None and (best["val_accuracy"] is None or row["val_accuracy"] > best["val_accuracy"]):
+            improved = row["val_accuracy"] is not None and (best["val_accuracy"] is None
+                                                            or row["val_accuracy"] > best["val_accuracy"])
+            if improved:
                 best.update(epoch=epoch + 1, val_accuracy=row["val_accuracy"], test_accuracy=row["test_accuracy"])
-                save_state("best.h5", epoch + 1)                                                # save
-            save_state("checkpoint.h5", epoch + 1)
-            (run / "interrupted.h5").unlink(missing_ok=True)
             metrics.update(epochs_completed=epoch + 1, wall_seconds=time.perf_counter() - clock["start"])
-            run.write(metrics)
+
+            def save_epoch():
+                if improved:
+                    save_state("best.h5", epoch + 1)                                            # save
+                save_state("checkpoint.h5", epoch + 1)
+                (run / "interrupted.h5").unlink(missing_ok=True)
+                run.write(metrics)
+            on_root(save_epoch)
             parts = [f"epoch {epoch + 1}/{epochs} lr {lr:.3g}", f"train loss {train['loss']:.4f} acc {100 * train['accuracy']:.2f}%"]
             parts += [f"{s} loss {row[s + '_loss']:.4f} acc {100 * row[s + '_accuracy']:.2f}%"
                       for s in ("val", "test") if row[s + "_loss"] is not None]
@@ -273,8 +304,8 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
             meter = Meter()
     except Interrupted as exc:
         SIGNALS.pending = None                                  # a second signal aborts this save
-        save_state("interrupted.h5", epoch, partial=asdict(meter))
-        exc.saved = run / "interrupted.h5"
+        on_root(lambda: save_state("interrupted.h5", epoch, partial=asdict(meter)))
+        exc.saved = run / "interrupted.h5" if run is not None else None
         raise
 
 
@@ -287,49 +318,87 @@ def _fail(message, status=EXIT_BAD_INPUT):
     return status
 
 
+def _write_failure(exc, folder):
+    """(status, message) of an error writing the run folder ``folder``; None for other errors."""
+    if isinstance(exc, Stop):
+        return exc.status, str(exc)
+    if isinstance(exc, OSError):
+        return EXIT_OUTPUT, f"cannot write the run folder {folder} ({exc.strerror or exc})"
+    return None
+
+
 def main(argv=None, callbacks=()):
-    """The command line; ``callbacks`` go to :func:`fit` (tests use them). Returns the exit status."""
+    """The command line; ``callbacks`` go to :func:`fit` (tests use them). Returns the exit status.
+    Under an MPI launcher, every process runs it; rank 0 alone prints (the others' output goes to
+    os.devnull) and writes the run folder."""
+    import contextlib
+    import os
+
     from .backend import DeviceError
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DatasetError
+    from .distributed import Agreed, DistributedError, Solo, connect
     from .runs import RunFolderError
 
-    previous = SIGNALS.install()
-    try:
-        given = parse_args(argv)
-        given["_argv"] = list(sys.argv[1:] if argv is None else argv)
-        return _main(given, callbacks)
-    except SystemExit as exc:       # argparse: --help (0) or a usage error (2)
-        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    except DeviceError as exc:
-        return _fail(f"{exc}\n{GPU_HINT}")
-    except (ConfigError, CheckpointError, DatasetError, RunFolderError) as exc:
-        return _fail(exc)
-    except Stop as exc:
-        return _fail(exc, exc.status)
-    except Interrupted as exc:
-        print(f"minisnn.train: {exc} received before training started; nothing to resume", file=sys.stderr)
-        return 128 + exc.signum
-    finally:
-        SIGNALS.restore(previous)
+    previous, cluster = SIGNALS.install(), Solo()
+    with contextlib.ExitStack() as silence:
+        try:
+            given = parse_args(argv)
+            given["_argv"] = list(sys.argv[1:] if argv is None else argv)
+            cluster = connect(given.get("distributed", "auto"))
+            SIGNALS.deferring = cluster.collective        # signals act where the processes agree
+            if not cluster.is_root:
+                devnull = silence.enter_context(open(os.devnull, "w"))
+                silence.enter_context(contextlib.redirect_stdout(devnull))
+                silence.enter_context(contextlib.redirect_stderr(devnull))
+            return _main(given, callbacks, cluster)
+        except SystemExit as exc:       # argparse: --help (0) or a usage error (2)
+            return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+        except DeviceError as exc:
+            return _stop(cluster, EXIT_BAD_INPUT, f"{exc}\n{GPU_HINT}")
+        except (ConfigError, CheckpointError, DatasetError, RunFolderError, DistributedError) as exc:
+            return _stop(cluster, EXIT_BAD_INPUT, exc)
+        except (Stop, Agreed) as exc:
+            return _stop(cluster, exc.status, exc, shared=isinstance(exc, Agreed))
+        except Interrupted as exc:
+            print(f"minisnn.train: {exc} received before training started; nothing to resume", file=sys.stderr)
+            return 128 + exc.signum
+        except Exception:
+            if not cluster.collective:
+                raise
+            import traceback                # an unexpected error on one process: every process stops
+            print(f"minisnn.train (rank {cluster.rank}): unexpected error\n{traceback.format_exc()}",
+                  file=sys.__stderr__, flush=True)
+            cluster.fail(1, "unexpected error (a bug: the traceback above says where)")
+            return 1
+        finally:
+            SIGNALS.restore(previous)
 
 
-def _main(given, callbacks):
+def _stop(cluster, status, message, shared=False):
+    """Report a failure (rank 0 prints it); before training, the other processes stop with it."""
+    if not shared:
+        cluster.fail(status, str(message))
+    return _fail(message, status)
+
+
+def _main(given, callbacks, cluster):
     from . import models
     from .backend import Backend
     from .checkpoint import CheckpointError, peek_epoch, restore, run_state, save
     from .data.pipeline import load_run_data
+    from .distributed import Agreed
     from .optim import SGD, Adam, MultiStepLR
     from .runs import RunFolder, versions
 
-    quiet = bool(given.get("quiet", False))
-    mode, config, ckpt = resolve_run(given)
+    quiet = bool(given.get("quiet", False)) or not cluster.is_root
+    mode, config, ckpt = resolve_run(given, cluster)
     best, standardize, partial, init_from = (run_state(ckpt) if ckpt is not None
                                              else ({"epoch": None, "val_accuracy": None}, None, None, None))
-    backend = Backend(config["device"], config["dtype"])                                   # the device
+    backend = Backend(cluster.device(config["device"]), config["dtype"])                   # the device
     net = models.from_config(config, backend)                                              # the network
-    net.workers, net.execution = config["threads"], config["execution"]
+    net.workers, net.execution = config["threads"] or cluster.threads(), config["execution"]
     if config["optimizer"] == "adam":
         opt = Adam(net.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     else:
@@ -338,18 +407,29 @@ def _main(given, callbacks):
     if ckpt is not None:
         restore(ckpt, net, *((opt, sched) if mode == "resume" else ()))
     elif config["init_from"] is not None:
-        init_from, standardize = initialize(net, config)
+        init_from, standardize = initialize(net, config, cluster)
+    cluster.use_gpus(backend)
+    cluster.agree()                                                 # every process has its network
     start_epoch = ckpt.epoch if ckpt is not None else 0
     if mode == "resume" and start_epoch >= config["epochs"]:
         print(f"nothing to train: {ckpt.path} has {start_epoch} completed epochs and --epochs is {config['epochs']}; "
               f"give --epochs N with N > {start_epoch} to train further", flush=True)
         print(json.dumps({"status": "completed", "epochs": start_epoch, "checkpoint": ckpt.path}), flush=True)
         return 0
-    try:                                                                                   # the data
-        data = load_run_data(config, backend, download=not given.get("no_download", False), need_train=mode != "eval",
-                             standardize=standardize, progress=not quiet)
-    except (ValueError, OSError) as exc:
-        raise Stop(f"cannot load dataset {config['dataset']}: {exc}", EXIT_BAD_INPUT) from None
+
+    def load_data(download):                                                               # the data
+        try:
+            return load_run_data(config, backend, download=download, need_train=mode != "eval",
+                                 standardize=standardize, progress=not quiet)
+        except (ValueError, OSError) as exc:
+            raise Stop(f"cannot load dataset {config['dataset']}: {exc}", EXIT_BAD_INPUT) from None
+
+    if cluster.is_root:
+        data = load_data(not given.get("no_download", False))
+    cluster.agree()                                     # rank 0 has the data (it may have downloaded it) ...
+    if not cluster.is_root:
+        data = load_data(False)
+    cluster.agree()                                     # ... and so has every process
     if partial is not None and not partial["batches"] <= len(data.train):
         raise CheckpointError(f"{ckpt.path}: the interrupted epoch is at batch {partial['batches']} of {len(data.train)}")
 
@@ -358,22 +438,30 @@ def _main(given, callbacks):
     elif ckpt is not None:
         out = Path(ckpt.path).resolve().parent / ("eval" if mode == "eval" else "")
     else:
-        out = Path("runs") / f"{config['model']}_{config['dataset']}_{_dt.datetime.now():%Y%m%d-%H%M%S}"
-    try:
-        run = RunFolder(out).open(fresh=mode == "train", overwrite=given.get("overwrite", False))
-        if mode == "resume" and partial is None and best["epoch"] == ckpt.epoch and peek_epoch(run / "best.h5") != ckpt.epoch:
-            save(run / "best.h5", ckpt)
-            print(f"repaired {run / 'best.h5'}: it now holds epoch {ckpt.epoch}, the best so far", flush=True)
-    except OSError as exc:
-        raise Stop(f"cannot write the run folder {out} ({exc.strerror or exc})", EXIT_OUTPUT) from None
+        out = Path(cluster.on_root(lambda: f"runs/{config['model']}_{config['dataset']}_{_dt.datetime.now():%Y%m%d-%H%M%S}"))
+    run = None                                                      # rank 0 alone holds the run folder
+
+    def open_run():
+        nonlocal run
+        try:
+            run = RunFolder(out).open(fresh=mode == "train", overwrite=given.get("overwrite", False))
+            if mode == "resume" and partial is None and best["epoch"] == ckpt.epoch and peek_epoch(run / "best.h5") != ckpt.epoch:
+                save(run / "best.h5", ckpt)
+                print(f"repaired {run / 'best.h5'}: it now holds epoch {ckpt.epoch}, the best so far", flush=True)
+        except OSError as exc:
+            raise Stop(f"cannot write the run folder {out} ({exc.strerror or exc})", EXIT_OUTPUT) from None
+    cluster.on_root(open_run)
     print(f"minisnn.train: {mode} {config['model']} on {config['dataset']} -> {out}", flush=True)
     print("config: " + json.dumps(config, sort_keys=True), flush=True)
     if not quiet:
         print(net.summary(), flush=True)
     metrics = {"mode": "eval-only" if mode == "eval" else "train", "config": config, "versions": versions(backend.device),
                "seed": config["seed"], "command": ["python", "-m", "minisnn.train", *given["_argv"]]}
+    if cluster.describe() is not None:
+        metrics["distributed"] = cluster.describe()
+    cluster.start()                                                 # every process is ready
     if mode == "eval":
-        return _eval_only(net, data, config, ckpt, run, metrics, quiet)
+        return _eval_only(net, data, config, ckpt, run, out, metrics, quiet, cluster)
 
     history = list(ckpt.history) if ckpt is not None else []
     metrics.update(resumed_from=ckpt.path if ckpt else None, init_from=init_from, status="running",
@@ -383,30 +471,31 @@ def _main(given, callbacks):
     status = 0
     SIGNALS.deferring = True
     try:
-        run.write(metrics)                                          # the config, before any work
-        fit(net, opt, sched, data, config, run, metrics, start_epoch, partial and Meter(**partial), callbacks, quiet)
+        cluster.root_writes(lambda: run.write(metrics), lambda exc: _write_failure(exc, out))   # the config, first
+        fit(net, opt, sched, data, config, run, metrics, start_epoch, partial and Meter(**partial), callbacks, quiet,
+            cluster)
         metrics["status"] = "completed"
     except Interrupted as exc:
         saved = getattr(exc, "saved", None)
         metrics.update(status="interrupted", resume_command=f"python -m minisnn.train --resume {saved}" if saved else None)
         print(f"minisnn.train: {exc} received; " + (f"the run is saved in {saved}; resume it with:\n  "
-              f"{metrics['resume_command']}" if saved else f"aborted; the last completed epoch is in {run / 'checkpoint.h5'}"),
+              f"{metrics['resume_command']}" if saved else f"aborted; the last completed epoch is in {out / 'checkpoint.h5'}"),
               file=sys.stderr, flush=True)
         status = 128 + exc.signum
-    except (Stop, OSError) as exc:
-        status = exc.status if isinstance(exc, Stop) else EXIT_OUTPUT
-        reason = str(exc) if isinstance(exc, Stop) else f"cannot write the run folder {out} ({exc.strerror or exc})"
-        kept = run / "checkpoint.h5"
+    except (Stop, Agreed, OSError) as exc:
+        status, reason = _write_failure(exc, out) if isinstance(exc, (Stop, OSError)) else (exc.status, str(exc))
+        kept = out / "checkpoint.h5"
         metrics["status"] = f"failed: {reason}"
         _fail(f"{reason}; " + (f"the last good checkpoint {kept} is kept" if kept.exists() else "no checkpoint had been written yet"))
     finally:
-        SIGNALS.deferring = False
+        SIGNALS.deferring = cluster.collective
     last = next((r for r in reversed(history) if r.get("test_accuracy") is not None), {})
     metrics["test_accuracy"] = last.get("test_accuracy")
-    try:
-        run.write(metrics)
-    except OSError:
-        pass                                                        # already reported
+    if run is not None:
+        try:
+            run.write(metrics)
+        except OSError:
+            pass                                                    # already reported
     print(json.dumps({"test_accuracy": last.get("test_accuracy"), "test_loss": last.get("test_loss"),
                       "epochs": len(history), "best_val_accuracy": best.get("val_accuracy"), "best_epoch": best.get("epoch"),
                       "wall_seconds": round(metrics["wall_seconds"], 3), "status": metrics["status"].split(":")[0],
@@ -414,22 +503,25 @@ def _main(given, callbacks):
     return status
 
 
-def initialize(net, config):
+def initialize(net, config, cluster=None):
     """Load the weights of the checkpoint ``config["init_from"]`` into ``net`` (a warm start: the
     optimiser state, schedule and epoch count start afresh). Returns what the run records of it and
     the input standardisation to use: the checkpoint's on the same dataset (the weights were trained
-    on it), else None (computed from this run's training set)."""
+    on it), else None (computed from this run's training set). Rank 0 of a ``cluster`` reads
+    the checkpoint and gives it to the others."""
     import hashlib
 
     from .checkpoint import CheckpointError, load, restore, run_state
 
-    source = load(config["init_from"])
+    def read():
+        source = load(config["init_from"])
+        return source, hashlib.sha256(Path(source.path).read_bytes()).hexdigest()
+    source, digest = read() if cluster is None else cluster.on_root(read)
     theirs, ours = ((c.get("model"), c.get("width")) for c in (source.config, config))
     if theirs != ours:
         raise CheckpointError(f"--init-from {source.path}: the checkpoint holds {theirs[0]} at width {theirs[1]}, this "
                               f"run builds {ours[0]} at width {ours[1]}; give the checkpoint's --model and --width")
     restore(source, net)
-    digest = hashlib.sha256(Path(source.path).read_bytes()).hexdigest()
     tested = [row["test_accuracy"] for row in source.history if row.get("test_accuracy") is not None]
     record = {"checkpoint": str(source.path), "sha256": digest, "epoch": source.epoch,
               "network": source.config.get("network"), "dataset": source.config.get("dataset"),
@@ -439,21 +531,21 @@ def initialize(net, config):
     return record, run_state(source)[1] if record["dataset"] == config["dataset"] else None
 
 
-def _eval_only(net, data, config, ckpt, run, metrics, quiet):
+def _eval_only(net, data, config, ckpt, run, out, metrics, quiet, cluster):
     # the same Poisson draws as the test evaluation after the checkpoint's last epoch
-    result = evaluate(net, data.test, config, "test", max(ckpt.epoch - 1, 0), data.frames, quiet)
+    result = evaluate(net, data.test, config, "test", max(ckpt.epoch - 1, 0), data.frames, quiet, cluster)
     print(f"test: loss {result['loss']:.4f} accuracy {100 * result['accuracy']:.2f}% "
           f"({result['samples']} samples, {result['seconds']:.1f}s)", flush=True)
     metrics.update(checkpoint=str(ckpt.path), checkpoint_epoch=ckpt.epoch, test_loss=result["loss"],
                    test_accuracy=result["accuracy"], test_samples=result["samples"],
                    spike_rates={"test": result["spike_rates"]}, epochs=[], wall_seconds=result["seconds"])
     try:
-        run.write(metrics, plot=False)
+        cluster.root_writes(lambda: run.write(metrics, plot=False), lambda exc: _write_failure(exc, out))
     except OSError as exc:
-        raise Stop(f"cannot write the run folder {run.path} ({exc.strerror or exc})", EXIT_OUTPUT) from None
+        raise Stop(f"cannot write the run folder {out} ({exc.strerror or exc})", EXIT_OUTPUT) from None
     print(json.dumps({"test_accuracy": result["accuracy"], "test_loss": result["loss"], "epochs": ckpt.epoch,
                       "checkpoint": str(ckpt.path), "wall_seconds": round(result["seconds"], 3),
-                      "out": str(run.path)}), flush=True)
+                      "out": str(out)}), flush=True)
     return 0
 
 
