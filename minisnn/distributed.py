@@ -166,6 +166,31 @@ def launcher_size(environ=None):
     return None
 
 
+def launcher_rank(environ=None):
+    """This process's rank as a launcher's environment gives it; None if none says."""
+    environ = os.environ if environ is None else environ
+    for name in RANK_VARIABLES:
+        if str(environ.get(name, "")).isdigit():
+            return int(environ[name])
+    return None
+
+
+def find_mpiexec():
+    """The path of ``mpiexec``: first the one installed beside this Python (where the ``mpich``
+    wheel puts it, matching mpi4py's MPI), then the one on PATH; None if there is none."""
+    import shutil
+    import sysconfig
+
+    scripts = [sysconfig.get_path("scripts"), os.path.join(sys.prefix, "bin"), os.path.dirname(sys.executable)]
+    user = sysconfig.get_preferred_scheme("user")
+    scripts.append(sysconfig.get_path("scripts", user))
+    for folder in scripts:
+        candidate = os.path.join(folder, "mpiexec")
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("mpiexec")
+
+
 def _mpi():
     try:
         from mpi4py import MPI

@@ -338,20 +338,26 @@ def main(argv=None, callbacks=()):
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DatasetError
-    from .distributed import Agreed, DistributedError, Solo, connect
+    from .distributed import Agreed, DistributedError, Solo, connect, launcher_rank
     from .runs import RunFolderError
 
+    def silence(stack):
+        devnull = stack.enter_context(open(os.devnull, "w"))
+        stack.enter_context(contextlib.redirect_stdout(devnull))
+        stack.enter_context(contextlib.redirect_stderr(devnull))
+
     previous, cluster = SIGNALS.install(), Solo()
-    with contextlib.ExitStack() as silence:
+    with contextlib.ExitStack() as silenced:
         try:
-            given = parse_args(argv)
+            with contextlib.ExitStack() as parsing:
+                if launcher_rank() not in (None, 0):     # a usage error is printed once, by rank 0
+                    silence(parsing)
+                given = parse_args(argv)
             given["_argv"] = list(sys.argv[1:] if argv is None else argv)
             cluster = connect(given.get("distributed", "auto"))
             SIGNALS.deferring = cluster.collective        # signals act where the processes agree
             if not cluster.is_root:
-                devnull = silence.enter_context(open(os.devnull, "w"))
-                silence.enter_context(contextlib.redirect_stdout(devnull))
-                silence.enter_context(contextlib.redirect_stderr(devnull))
+                silence(silenced)
             return _main(given, callbacks, cluster)
         except SystemExit as exc:       # argparse: --help (0) or a usage error (2)
             return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
