@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared GPU check, for a machine with CuPy and a CUDA device (run from the repository root):
 # the GPU tests (CPU/GPU agreement, a float32 training step), the whole suite's CuPy-strict
-# programs, then the benchmark on the GPU: LeNet5 at T=50 and VGG9 at T=100, batch 64.
+# programs, 2-rank MPI training on the GPU(s), then the benchmark on the GPU: LeNet5 at T=50 and VGG9 at T=100, batch 64.
 # Results go to ${OUT:-gpu_results}/ (JSON lines). The PyTorch peers run on the
 # CPU only; time them on the GPU with their own flags where they have them.
 set -u
@@ -9,6 +9,10 @@ OUT=${OUT:-gpu_results}
 mkdir -p "$OUT"
 python3 -c "import cupy; print('cupy', cupy.__version__, 'devices', cupy.cuda.runtime.getDeviceCount())" | tee "$OUT/env.txt"
 python3 -m pytest -q tests/test_gpu.py tests/test_network.py tests/test_strict_programs.py 2>&1 | tail -5 | tee "$OUT/tests.txt"
+# Data-parallel training over MPI on GPUs (needs pip install 'minisnn[mpi]'): 2 ranks sharing GPU 0
+# (gradients summed through the host) and, with 2 GPUs, a rank per GPU (gradients summed with NCCL),
+# each against one process on one GPU.
+python3 -m pytest -q -rs tests/test_distributed.py -k gpus 2>&1 | tail -5 | tee "$OUT/tests_distributed.txt"
 for spec in "lenet5 50" "vgg9 100"; do
   set -- $spec
   for mode in train infer; do

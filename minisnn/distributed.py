@@ -313,15 +313,18 @@ class MPICluster:
                              backend.xp.cuda.get_current_stream().ptr)
 
     def use_gpus(self, backend):
-        """On GPUs: sum the gradients with NCCL when every rank has ``cupy.cuda.nccl`` (else
-        through the host with MPI). Collective: every rank calls it."""
+        """On GPUs: sum the gradients with NCCL when every rank has ``cupy.cuda.nccl`` and a GPU
+        of its own (NCCL refuses two ranks on one device); else through the host with MPI.
+        Collective: every rank calls it."""
         if backend.device != "gpu":
             return
         try:
             from cupy.cuda import nccl as module
         except ImportError:
             module = None
-        if not all(self.agree(value=module is not None and getattr(module, "available", True))):
+        usable = module is not None and getattr(module, "available", True)
+        ranks = self.agree(value=(usable, self.MPI.Get_processor_name(), backend.gpu_index))
+        if not all(ok for ok, _, _ in ranks) or len({(host, gpu) for _, host, gpu in ranks}) < self.size:
             return
         uid = self.on_root(module.get_unique_id)
         self._nccl_module, self._nccl = module, module.NcclCommunicator(self.size, uid, self.rank)

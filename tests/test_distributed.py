@@ -185,3 +185,50 @@ def test_a_failure_stops_every_rank_with_the_status_of_one_process(mnist, tmp_pa
     assert message in proc.stderr
     if case != "bug on rank 1":
         assert proc.stderr.count("minisnn.train: error:") == 1, proc.stderr
+
+
+def test_a_rank_takes_its_rows_of_images_and_of_event_frames():
+    cluster = object.__new__(D.MPICluster)
+    cluster.rank, cluster.size = 1, 2
+    images, frames, labels = np.zeros((5, 1, 2, 2)), np.zeros((3, 5, 2, 2, 2)), np.arange(5)
+    x, y = cluster.local(images, labels, frames=False)
+    assert x.shape[0] == 3 and y.tolist() == [2, 3, 4] and cluster.part(5) == (2, 5)
+    x, y = cluster.local(frames, labels, frames=True)
+    assert x.shape == (3, 3, 2, 2, 2) and y.tolist() == [2, 3, 4]
+
+
+@two_ranks
+def test_two_ranks_under_cupy_rules_train_as_one_process(mnist, one_process, tmp_path):
+    """MINISNN_STRICT_XP=1: the ranks' arrays behave as CuPy's, so the GPU path of the row streams
+    (the whole batch's draws) and of the gradient sum (through the host) runs here."""
+    out = tmp_path / "run"
+    proc = subprocess.run(mpi_cmd(["--data-dir", mnist, "--out", out, *ARGS]), cwd=tmp_path,
+                          env=_env(MINISNN_STRICT_XP=1), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert_same_training(one_process, out)
+
+
+def _gpus():
+    try:
+        import cupy
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:       # no CuPy, no driver
+        return 0
+
+
+@two_ranks
+@pytest.mark.gpu
+@pytest.mark.skipif(_gpus() < 1, reason="needs CuPy and a CUDA device")
+@pytest.mark.parametrize("device,gradient_sum", [("gpu", "nccl"), ("gpu:0", "mpi")], ids=["own-gpus", "one-gpu"])
+def test_two_ranks_on_gpus_train_as_one_gpu(mnist, tmp_path, device, gradient_sum):
+    """``--device gpu``: each rank on its own GPU, gradients summed with NCCL (needs 2 GPUs);
+    ``gpu:0``: both ranks on one GPU, summed through the host."""
+    if device == "gpu" and _gpus() < 2:
+        pytest.skip("needs 2 GPUs")
+    args = ["--data-dir", mnist, *ARGS, "--device", device]
+    one = run_cli([*args, "--out", tmp_path / "one"], tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = run_mpi([*args, "--out", tmp_path / "two"], tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert_same_training(tmp_path / "one", tmp_path / "two")
+    assert json.loads((tmp_path / "two" / "metrics.json").read_text())["distributed"]["gradient_sum"] == gradient_sum

@@ -25,7 +25,8 @@ def test_readme_cites_paper_and_thesis():
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
 
 
-@pytest.mark.parametrize("path", ["README.md", "docs/algorithm.md", "docs/design.md", "tutorials/README.md"])
+@pytest.mark.parametrize("path", ["README.md", "docs/algorithm.md", "docs/design.md", "docs/distributed.md",
+                                  "tutorials/README.md"])
 def test_user_docs_have_no_private_paths_or_issue_numbers(path):
     text = (ROOT / path).read_text()
     assert "../shared" not in text and "/work/" not in text
