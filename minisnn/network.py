@@ -70,6 +70,7 @@ class Network:
         self.num_classes = shape[0]
         self.execution = execution
         self.gradient = gradient
+        events.compiled_kernels(self.xp)       # numba kernels compiled (or loaded) now, not in a step
         self.init_parameters(seed)
         self.T = None
 

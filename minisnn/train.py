@@ -316,7 +316,7 @@ def main(argv=None, callbacks=()):
 
 
 def _main(given, callbacks):
-    from . import models
+    from . import events, models
     from .backend import Backend
     from .checkpoint import CheckpointError, peek_epoch, restore, run_state, save
     from .data.pipeline import load_run_data
@@ -370,7 +370,9 @@ def _main(given, callbacks):
     print("config: " + json.dumps(config, sort_keys=True), flush=True)
     if not quiet:
         print(net.summary(), flush=True)
+    print(events.describe_kernel(backend.xp), flush=True)
     metrics = {"mode": "eval-only" if mode == "eval" else "train", "config": config, "versions": versions(backend.device),
+               "event_kernel": events.event_kernel(backend.xp),
                "seed": config["seed"], "command": ["python", "-m", "minisnn.train", *given["_argv"]]}
     if mode == "eval":
         return _eval_only(net, data, config, ckpt, run, metrics, quiet)
