@@ -40,9 +40,11 @@ EXECUTION_MODES = ("auto", "dense", "event")
 #: fraction of non-zero inputs is below ``scale * c_out / (c_out + half)`` (an event costs a
 #: fixed overhead, which a wide output row amortises). Fitted by
 #: ``python benchmarks/calibrate_events.py`` on a 2-core Xeon (NumPy 2.4 / OpenBLAS, SciPy 1.17,
-#: numba 0.68, one thread per product); the table is in docs/results.md. The GPU values are an
-#: estimate until that script has run on a GPU.
-BREAK_EVEN = {"numba": dict(scale=0.088, half=84.0), "scipy": dict(scale=0.088, half=84.0),
+#: numba 0.68, one thread per product; table in docs/results.md): the compiled loop breaks even
+#: at 15-25 % (provisional: measured on a busy machine), SciPy's product at 3.4 % for 64 output
+#: channels, 5.4 % for 128, 7.7 % for 256. The GPU values are an estimate until that script
+#: has run on a GPU.
+BREAK_EVEN = {"numba": dict(scale=0.247, half=20.0), "scipy": dict(scale=0.088, half=84.0),
               "cupyx": dict(scale=0.05, half=64.0)}
 
 #: Whether the compiled kernels may run (``MINISNN_NUMBA=0`` forces the NumPy/SciPy references).
