@@ -11,9 +11,9 @@ from minisnn import events, models, neurons, ops
 from minisnn.backend import Backend
 from minisnn.loss import mse_loss
 
-pytest.importorskip("numba", reason="numba is not installed: the compiled kernels are an optional "
-                                    "fast path (pip install 'minisnn[fast]'); the references run instead")
-from minisnn import kernels  # noqa: E402
+kernels = events.compiled_kernels(np)
+needs_numba = pytest.mark.skipif(kernels is None, reason="the compiled kernels are off (numba not installed, or MINISNN_NUMBA=0): an "
+                                 "optional fast path (pip install 'minisnn[fast]'); the references run instead")
 
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}     # max |kernel - dense| / max |dense|
 VALUES = {"binary": (1.0,), "bipolar": (1.0, -1.0), "dropout-scaled": (1 / (1 - 0.2),)}
@@ -30,6 +30,7 @@ def _inputs(rng, shape, density, kind, dtype):
     return x.astype(dtype)
 
 
+@needs_numba
 @settings(max_examples=60, deadline=None)
 @given(geometry=st.sampled_from([(1, 1, 0), (1, 2, 0), (3, 1, 0), (3, 1, 1), (3, 2, 1), (3, 1, 2),
                                  (3, 2, 0), (5, 1, 2), (5, 2, 2), (5, 1, 0)]),
@@ -50,6 +51,7 @@ def test_compiled_conv_equals_the_dense_and_the_sparse_reference(geometry, size,
         assert not compiled.any()
 
 
+@needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("density", [0.0, 0.05, 1.0])
 @pytest.mark.parametrize("kind", sorted(VALUES))
@@ -62,6 +64,7 @@ def test_compiled_linear_equals_the_dense_product(dtype, density, kind):
     assert _relative_error(compiled, events.linear_sparse(np, x, weight.T)) <= TOLERANCE[dtype]
 
 
+@needs_numba
 def test_the_compiled_conv_sees_a_wrong_weight():
     rng = np.random.default_rng(2)
     x = _inputs(rng, (2, 6, 6, 3), 0.3, "binary", np.float32)
@@ -70,6 +73,7 @@ def test_the_compiled_conv_sees_a_wrong_weight():
     assert _relative_error(events.conv2d(np, x, flipped, 1, 1), ops.conv2d(np, x, weight, 1, 1)) > 1e-2
 
 
+@needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("threshold,leak", [(1.0, 0.99), (1.0, 1.0), (3.0, 1.0), (0.5, 0.9)])
 def test_the_fused_neuron_loop_is_bitwise_the_reference(monkeypatch, dtype, threshold, leak):
@@ -89,6 +93,7 @@ def test_the_fused_neuron_loop_is_bitwise_the_reference(monkeypatch, dtype, thre
     assert spikes_ref[0].any() and not spikes_ref[0].all()
 
 
+@needs_numba
 @pytest.mark.parametrize("name", models.MODELS)
 def test_every_models_products_agree_on_its_real_inputs(name):
     """The inputs each weighted layer gets in a float32 forward (real spike maps, dropout-scaled
@@ -119,7 +124,8 @@ def test_every_models_products_agree_on_its_real_inputs(name):
 @pytest.mark.parametrize("name", ["vgg9", "resnet11"])
 def test_auto_gives_the_same_bits_with_1_2_and_4_threads(name):
     """Full width, bright and dark images in one batch: the slices of 2 or 4 workers have very
-    different densities, but the path of each layer and chunk is decided on the whole batch."""
+    different densities, but the path of each layer and chunk is decided on the whole batch.
+    (With numba's kernel or, without it, SciPy's.)"""
     shape = (3, 16, 16)
     rng = np.random.default_rng(0)
     x = rng.random((8,) + shape, dtype=np.float32)
@@ -143,6 +149,7 @@ def test_auto_gives_the_same_bits_with_1_2_and_4_threads(name):
             assert grads[key].tobytes() == results[0][1][key].tobytes(), key
 
 
+@needs_numba
 def test_the_kernel_in_use_is_named(monkeypatch):
     assert events.event_kernel(np) == "numba"
     assert "numba" in events.describe_kernel(np) and kernels.COMPILE_SECONDS > 0
