@@ -231,7 +231,7 @@ fig.savefig(FIGURES / "10_break_even.png", dpi=110)
 # `events.break_even(xp, c_out)`, a rule fitted per kernel by `benchmarks/calibrate_events.py`
 # on the machine at hand: wider layers amortise the per-event bookkeeping better, so their
 # break-even is higher. Measured on a 2-core Xeon (one thread): SciPy's product breaks even
-# at 3.4-7.7 % input density, the compiled loop at about 15-25 % (docs/results.md has the
+# at 3.4-7.7 % input density, the compiled loop at about 11-25 % (docs/results.md has the
 # table). The density is counted on the whole batch, even when worker threads run slices of
 # it, so every worker takes the same path and the result does not depend on their number.
 # `"dense"` and `"event"` force a path, for teaching and benchmarking. The backward pass is
