@@ -17,23 +17,41 @@ For a convolution, event (n, y, x, c) reaches through kernel tap (dy, dx) the ou
 events of a chunk thus give the sparse patch matrix (rows: output pixels, columns: (tap, channel)
 as in ``ops.weight_matrix``): the sparse twin of im2col, built from the event list tap by tap.
 
-Which path is faster depends on the input's density (fraction of non-zero inputs) and on the
-layer: :func:`prefers_events` compares the measured density with a calibrated break-even
-(``benchmarks/calibrate_events.py`` measures it on the machine at hand).
+Two kernels run the CPU product: a compiled loop (``minisnn.kernels``, numba; for each spike,
+add its weights) when numba is installed (``pip install "minisnn[fast]"``), else SciPy's CSR x
+dense product, the readable reference the compiled loop is tested against. :func:`event_kernel`
+says which one runs; ``MINISNN_NUMBA=0`` in the environment forces the reference.
+
+Which path is faster depends on the input's density (fraction of non-zero inputs), on the layer
+and on the kernel: :func:`prefers_events` compares the measured density of a layer's input with
+a calibrated break-even (``benchmarks/calibrate_events.py`` measures it on the machine at hand).
+The density is counted on the whole batch, so the choice does not depend on how the batch is
+split over worker threads.
 """
 from __future__ import annotations
+
+import os
 
 from .ops import conv_output_size, weight_matrix
 
 EXECUTION_MODES = ("auto", "dense", "event")
 
-#: Break-even input density of the event path, per device: the event path is used when the
-#: fraction of non-zero inputs is below ``scale * c_out / (c_out + half)`` (sparse products pay
-#: a fixed cost per event, which a wide output row amortises). Fitted by
+#: Break-even input density of the event path, per kernel: the event path is used when the
+#: fraction of non-zero inputs is below ``scale * c_out / (c_out + half)`` (an event costs a
+#: fixed overhead, which a wide output row amortises). Measured by
 #: ``python benchmarks/calibrate_events.py`` on a 2-core Xeon (NumPy 2.4 / OpenBLAS, SciPy 1.17,
-#: one thread per product): 3.4 % for 64 output channels, 5.4 % for 128, 7.7 % for 256. The GPU
-#: values are an estimate until that script has run on a GPU.
-BREAK_EVEN = {"cpu": dict(scale=0.088, half=84.0), "gpu": dict(scale=0.05, half=64.0)}
+#: numba 0.68, one thread per product; table in docs/results.md). SciPy's product: fitted, 3.4 %
+#: for 64 output channels, 5.4 % for 128, 7.7 % for 256. The compiled loop broke even at
+#: 14-26 % on a busy machine (provisional); its rule (11 % at 50 channels, 12 % at 64, 16 % at
+#: 128, 18 % at 256) stays below every measured break-even, so near it auto errs towards the
+#: dense product, where the two cost about the same. The GPU values are an estimate until that
+#: script has run on a GPU.
+BREAK_EVEN = {"numba": dict(scale=0.22, half=50.0), "scipy": dict(scale=0.088, half=84.0),
+              "cupyx": dict(scale=0.05, half=64.0)}
+
+#: Whether the compiled kernels may run (``MINISNN_NUMBA=0`` forces the NumPy/SciPy references).
+USE_NUMBA = os.environ.get("MINISNN_NUMBA", "1") != "0"
+_kernels = []          # [the minisnn.kernels module, or None and why not], filled on first use
 
 
 def check_execution(mode):
@@ -44,6 +62,38 @@ def check_execution(mode):
 
 def _on_gpu(xp):
     return getattr(xp, "__name__", "").startswith("cupy")
+
+
+def compiled_kernels(xp):
+    """The numba kernels (:mod:`minisnn.kernels`, compiled on the first call) when they can run
+    ``xp``'s arrays, else None: on CuPy, without numba, or with ``MINISNN_NUMBA=0``."""
+    if not USE_NUMBA or getattr(xp, "__name__", "") != "numpy":
+        return None
+    if not _kernels:
+        try:
+            from . import kernels
+            _kernels[:] = [kernels, None]
+        except ImportError as exc:                       # numba absent (or not importable)
+            _kernels[:] = [None, f"{type(exc).__name__}: {exc}"]
+    return _kernels[0]
+
+
+def event_kernel(xp):
+    """The kernel of the event-driven products on ``xp``: "numba", "scipy" or "cupyx"."""
+    if _on_gpu(xp):
+        return "cupyx"
+    return "numba" if compiled_kernels(xp) is not None else "scipy"
+
+
+def describe_kernel(xp):
+    """One line for a run's log: the event-driven kernel and, for numba, its one-time compile cost."""
+    kernel = event_kernel(xp)
+    if kernel == "numba":
+        return f"event-driven products: numba kernels (compiled or loaded in {_kernels[0].COMPILE_SECONDS:.1f} s)"
+    if kernel == "scipy":
+        why = "MINISNN_NUMBA=0" if not USE_NUMBA else (_kernels[1] if _kernels and _kernels[1] else "not NumPy arrays")
+        return f"event-driven products: scipy.sparse ({why}; pip install \"minisnn[fast]\" for the compiled kernels)"
+    return "event-driven products: cupyx.scipy.sparse"
 
 
 def sparse_module(xp):
@@ -69,25 +119,56 @@ def density(xp, x, sample_stride=7):
 
 def break_even(xp, c_out):
     """Input density below which the event path is expected to be faster."""
-    b = BREAK_EVEN["gpu" if _on_gpu(xp) else "cpu"]
+    b = BREAK_EVEN[event_kernel(xp)]
     return b["scale"] * c_out / (c_out + b["half"])
 
 
-def prefers_events(mode, xp, x, c_out):
-    """Decide the path of one product: forced by ``mode``, or by measured density under 'auto'."""
+def prefers_events(mode, xp, x, c_out, batch_sum=None):
+    """Decide the path of one product: forced by ``mode``, or under 'auto' by the density of the
+    input ``x``. ``batch_sum`` (the runner's :meth:`~minisnn.runner.Runner.batch_sum`, when ``x``
+    is one worker's slice of the batch) makes it the density of the whole batch, the same for
+    every worker. Returns (use events?, density) - density None when ``mode`` forces the path."""
     if mode != "auto":
-        return mode == "event"
-    return density(xp, x) < break_even(xp, c_out)
+        return mode == "event", None
+    counts = (int(xp.count_nonzero(x)), x.size)
+    if batch_sum is not None:
+        counts = batch_sum(counts)
+    rho = counts[0] / max(counts[1], 1)
+    return rho < break_even(xp, c_out), rho
 
 
 def linear(xp, x, weight_t):
     """``x @ weight_t`` for a mostly-zero ``x`` (M, in); ``weight_t`` is (in, out)."""
+    fast = compiled_kernels(xp)
+    if fast is not None and x.dtype == weight_t.dtype:
+        out = xp.empty((x.shape[0], weight_t.shape[1]), x.dtype)
+        fast.linear_events(xp.ascontiguousarray(x), xp.ascontiguousarray(weight_t), out)
+        return out
+    return linear_sparse(xp, x, weight_t)
+
+
+def linear_sparse(xp, x, weight_t):
+    """:func:`linear` by SciPy's (CuPy's) CSR x dense product, the reference."""
     sparse = sparse_module(xp)
     return xp.ascontiguousarray(sparse.csr_matrix(x) @ weight_t)
 
 
 def conv2d(xp, x, weight, stride, padding):
     """Event-driven twin of :func:`minisnn.ops.conv2d`: ``x`` (N, H, W, C_in) -> (N, H', W', C_out)."""
+    fast = compiled_kernels(xp)
+    if fast is not None and x.dtype == weight.dtype:
+        n, h, w, _ = x.shape
+        k = weight.shape[2]
+        out = xp.empty((n, conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding),
+                        weight.shape[0]), x.dtype)
+        taps = xp.ascontiguousarray(weight.transpose(2, 3, 1, 0))             # (k, k, C_in, C_out)
+        fast.conv2d_events(xp.ascontiguousarray(x), taps, stride, padding, out)
+        return out
+    return conv2d_sparse(xp, x, weight, stride, padding)
+
+
+def conv2d_sparse(xp, x, weight, stride, padding):
+    """:func:`conv2d` by the sparse patch matrix times the weight matrix, the reference."""
     n, h, w, c = x.shape
     c_out, _, k, _ = weight.shape
     ho, wo = conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding)

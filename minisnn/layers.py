@@ -122,12 +122,24 @@ class Weighted(Layer):
 
     #: Whether the gradient through time needs the inputs s_t of every step (not the output layer's).
     records_inputs = True
+    #: Set by the network: its runner's ``batch_sum``, which totals a count over the workers'
+    #: slices of the batch (None: the layer sees the whole batch).
+    batch_sum = None
 
     def reset(self, batch_size, training=False, rng=None, T=None):
         super().reset(batch_size, training, rng, T)
+        self.paths = []            # per chunk under execution="auto": (input density, event path taken?)
         self.input_count = self.xp.zeros((batch_size,) + self.in_shape, self.dtype) if training else None
         self.input_steps = (StepRecord(self.xp, T, batch_size, self.in_shape, self.dtype)
                             if training and self.through_time and self.records_inputs else None)
+
+    def use_events(self, x, rows):
+        """Whether this chunk takes the event path (:func:`minisnn.events.prefers_events`), decided
+        on the whole batch's input density: the same for every worker, whatever their number."""
+        event, rho = events.prefers_events(self.execution, self.xp, x, self.weight_shape[0], self.batch_sum)
+        if rho is not None and rows.start in (None, 0):            # one record per chunk
+            self.paths.append((rho, event))
+        return event
 
     def count_input(self, x, rows):
         """x(T) = sum_t s_t, the per-sample input spike count (eq 3.3), kept for the backward
@@ -162,7 +174,7 @@ class Conv2d(Weighted):
         self.count_input(x, rows)
         steps, batch = x.shape[:2]
         images, w = x.reshape((steps * batch,) + self.in_shape), self.params["weight"]
-        if events.prefers_events(self.execution, self.xp, images, w.shape[0]):
+        if self.use_events(images, rows):
             out = events.conv2d(self.xp, images, w, self.stride, self.padding)           # cost ~ spikes
         else:
             out = ops.conv2d(self.xp, images, w, self.stride, self.padding, self.block_bytes)
@@ -208,7 +220,7 @@ class Linear(Weighted):
     def forward(self, x, rows=ALL):
         self.count_input(x, rows)
         inputs, w = x.reshape(-1, x.shape[-1]), self.params["weight"]
-        if events.prefers_events(self.execution, self.xp, inputs, w.shape[0]):
+        if self.use_events(inputs, rows):
             if self.weight_t is None:
                 self.weight_t = self.xp.ascontiguousarray(w.T)
             currents = events.linear(self.xp, inputs, self.weight_t)                     # cost ~ spikes

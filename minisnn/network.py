@@ -71,6 +71,7 @@ class Network:
         self.num_classes = shape[0]
         self.execution = execution
         self.gradient = gradient
+        events.compiled_kernels(self.xp)       # numba kernels compiled (or loaded) now, not in a step
         self.init_parameters(seed)
         self.T = None
 
@@ -86,6 +87,9 @@ class Network:
             self.close()
         self.runner = Runner(count or cpu_count(), self.backend.device)
         self._close_runner = weakref.finalize(self, self.runner.close)
+        for layer in self.all_layers():
+            if isinstance(layer, (Conv2d, Linear)):
+                layer.batch_sum = self.runner.batch_sum      # auto: one path per chunk for the whole batch
 
     @property
     def execution(self):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+from .events import compiled_kernels
+
 
 class NeuronState:
     """Membrane potential, spike count and leaky spike trace of a layer's neurons."""
@@ -38,11 +40,21 @@ def integrate_and_fire(xp, currents, state, threshold, leak=1.0, reset="zero"):
 
     ``reset="subtract"`` (converted networks, Rueckauer et al. 2017) fires at U_t >= V_th and
     keeps the charge above threshold: U'_t = U_t - V_th o_t.
-    ``currents`` is overwritten with the spikes o_t and returned. Four in-place passes a step.
+    ``currents`` is overwritten with the spikes o_t and returned. Four in-place passes a step:
+    the reference, which CuPy runs; with numba, :func:`minisnn.kernels.integrate_and_fire` fuses
+    them into one loop over the neurons (bitwise the same result).
     """
     if reset not in ("zero", "subtract"):
         raise ValueError(f"reset must be 'zero' or 'subtract', got {reset!r}")
+    fast = compiled_kernels(xp)
     v = state.potential
+    if fast is not None and reset == "zero" and _fusable(currents, v, state.count):
+        kind = currents.dtype.type                       # the fused loop, bitwise the passes below
+        fast.integrate_and_fire(currents.reshape(currents.shape[0], -1), v.reshape(-1),
+                                state.count.reshape(-1), kind(threshold), kind(leak))
+        if state.trace is not None:
+            leaky_sum(xp, currents, state.trace, leak)
+        return currents
     for t in range(currents.shape[0]):
         if leak != 1.0:
             v *= leak
@@ -58,6 +70,12 @@ def integrate_and_fire(xp, currents, state, threshold, leak=1.0, reset="zero"):
     if state.trace is not None:
         leaky_sum(xp, currents, state.trace, leak)                     # f(T), eqs 3.18-3.22
     return currents
+
+
+def _fusable(currents, potential, count):
+    """Whether the compiled loop can update these arrays in place (contiguous, one float type)."""
+    arrays = (currents, potential, count)
+    return all(a.flags.c_contiguous and a.dtype == currents.dtype for a in arrays) and currents.dtype.kind == "f"
 
 
 def leaky_sum(xp, chunk, total, leak):

@@ -13,11 +13,14 @@ each call, stealing the cores from the workers. On the GPU everything runs inlin
             runner.wait()
 
 ``submit`` first waits for the previous chunk, so the caller prepares the next chunk (draws the
-input spikes) while the workers still run the previous one.
+input spikes) while the workers still run the previous one. A decision that must hold for the
+whole batch (the path of an event-driven layer) meets in :meth:`Runner.batch_sum`: each worker
+gives its slice's count and waits for the others' to get the total.
 """
 from __future__ import annotations
 
 import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from .backend import blas_threads
@@ -35,6 +38,7 @@ class Runner:
         self.device = device
         self._executor = None
         self._running = []
+        self._tally = None
 
     def splits(self, batch):
         """Row slices of the batch, one per worker, at least 2 samples each: for a single row
@@ -57,13 +61,25 @@ class Runner:
             return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="minisnn")
-        self._running = [self._executor.submit(function, spikes[:, rows], rows) for rows in splits]
+        self._tally = _Tally(len(splits))        # one job per thread, all at once: they can meet
+        self._running = [self._executor.submit(self._tally.run, function, spikes[:, rows], rows)
+                         for rows in splits]
+
+    def batch_sum(self, counts):
+        """The element-wise sum of the tuple ``counts`` over the workers of the running chunk,
+        each of which must call it the same number of times (outside a split chunk: ``counts``)."""
+        tally = self._tally
+        return counts if tally is None else tally.sum(counts)
 
     def wait(self):
-        """Wait for the submitted work; re-raise the first error it met."""
+        """Wait for the submitted work; re-raise the first error it met (not a worker's
+        ``BrokenBarrierError``, which only says that another worker failed)."""
         running, self._running = self._running, []
-        for job in running:
-            job.result()
+        errors = [job.exception() for job in running]
+        self._tally = None
+        errors = sorted((e for e in errors if e is not None), key=lambda e: isinstance(e, threading.BrokenBarrierError))
+        if errors:
+            raise errors[0]
 
     def close(self):
         """Stop the worker threads (a later ``submit`` starts new ones)."""
@@ -77,3 +93,33 @@ class Runner:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _Tally:
+    """Where the workers of one chunk meet: the i-th :meth:`sum` call of every worker adds to the
+    i-th total, and returns it once all have added theirs."""
+
+    def __init__(self, parties):
+        self._barrier = threading.Barrier(parties)
+        self._lock = threading.Lock()
+        self._calls = threading.local()
+        self._totals = []
+
+    def run(self, function, *args):
+        self._calls.count = 0
+        try:
+            return function(*args)
+        except BaseException:
+            self._barrier.abort()         # the others stop waiting for this worker
+            raise
+
+    def sum(self, counts):
+        index = self._calls.count
+        self._calls.count += 1
+        with self._lock:
+            if index == len(self._totals):
+                self._totals.append(tuple(counts))
+            else:
+                self._totals[index] = tuple(a + b for a, b in zip(self._totals[index], counts))
+        self._barrier.wait()
+        return self._totals[index]

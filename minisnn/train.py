@@ -390,7 +390,7 @@ def _stop(cluster, status, message, shared=False):
 
 
 def _main(given, callbacks, cluster):
-    from . import models
+    from . import events, models
     from .backend import Backend
     from .checkpoint import CheckpointError, peek_epoch, restore, run_state, save
     from .data.pipeline import load_run_data
@@ -461,7 +461,9 @@ def _main(given, callbacks, cluster):
     print("config: " + json.dumps(config, sort_keys=True), flush=True)
     if not quiet:
         print(net.summary(), flush=True)
+    print(events.describe_kernel(backend.xp), flush=True)
     metrics = {"mode": "eval-only" if mode == "eval" else "train", "config": config, "versions": versions(backend.device),
+               "event_kernel": events.event_kernel(backend.xp),
                "seed": config["seed"], "command": ["python", "-m", "minisnn.train", *given["_argv"]]}
     if cluster.describe() is not None:
         metrics["distributed"] = cluster.describe()

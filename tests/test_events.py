@@ -69,10 +69,12 @@ def test_auto_follows_the_measured_density():
     sparse_input = np.zeros((100, 100), np.float32)
     sparse_input[0, :5] = 1
     dense_input = np.ones((100, 100), np.float32)
-    assert events.prefers_events("auto", xp, sparse_input, 256)
-    assert not events.prefers_events("auto", xp, dense_input, 256)
-    assert events.prefers_events("event", xp, dense_input, 256)
-    assert not events.prefers_events("dense", xp, sparse_input, 256)
+    assert events.prefers_events("auto", xp, sparse_input, 256) == (True, 5e-4)
+    assert events.prefers_events("auto", xp, dense_input, 256) == (False, 1.0)
+    assert events.prefers_events("event", xp, dense_input, 256) == (True, None)
+    assert events.prefers_events("dense", xp, sparse_input, 256) == (False, None)
+    # a worker's slice decides by the whole batch's count: its own 5 of 10,000 inputs plus 9,995 elsewhere
+    assert events.prefers_events("auto", xp, sparse_input, 256, lambda c: (c[0] + 9995, c[1] * 2)) == (False, 0.5)
     assert 0 < events.break_even(xp, 16) < events.break_even(xp, 256) < 1
     with pytest.raises(ValueError, match="execution"):
         events.check_execution("sparse")
