@@ -115,7 +115,8 @@ KNOBS = {k.name: k for k in [
       "thesis) or 'through-time' (the authors' per-step gradient through the reset; memory grows with T)",
       choices=("aggregated", "through-time"), group="optimisation"),
     K("init_from", None, "start from the weights of this checkpoint (any run of the same model and width; "
-      "a new run: fresh optimiser state and schedule from epoch 1, data order from --seed)", optional=True,
+      "a new run: fresh optimiser state and schedule from epoch 1, data order from --seed); an ANN's "
+      "checkpoint in a spiking run is converted first (hybrid training, docs/hybrid.md)", optional=True,
       group="optimisation", metavar="CHECKPOINT"),
     K("convert_percentile", 99.9, "with --init-from an ANN checkpoint (--network ann) of a spiking run: each "
       "layer's scale is this percentile of its positive ReLU activations (100: the maximum; "

@@ -228,13 +228,13 @@ def test_experiment_script_on_a_tiny_mnist_ann(shared_data, tmp_path):
                      "--threads", "1", "--out", tmp_path / "ann"], tmp_path)
     assert train.returncode == 0, train.stderr
     out = tmp_path / "hybrid.json"
-    proc = subprocess.run([sys.executable, str(REPO / "experiments" / "hybrid.py"), tmp_path / "ann" / "checkpoint.h5",
-                           "--data-dir", shared_data / "mnist", "--limit", 300, "--timesteps", "20,50",
-                           "--convert-images", 500, "--out", out], cwd=tmp_path, env=_env(), capture_output=True,
-                          text=True, timeout=300)
+    args = [REPO / "experiments" / "hybrid.py", tmp_path / "ann" / "checkpoint.h5", "--data-dir", shared_data / "mnist",
+            "--limit", 200, "--timesteps", "20,50", "--convert-images", 300, "--out", out]
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    assert result["test_images"] == 300 and result["ann_test_accuracy"] > 0.8
+    assert result["test_images"] == 200 and result["ann_test_accuracy"] > 0.8
     rows = {(r["reset"], r["input"]): r["accuracy"] for r in result["converted"]}
     assert set(rows) == {(r, i) for r in ("hard", "subtract") for i in ("poisson", "direct")}
     assert all(set(acc) == {"20", "50"} for acc in rows.values())
