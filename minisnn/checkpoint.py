@@ -23,7 +23,8 @@ seeds and the next epoch counter; nothing else is needed to replay the same draw
 A checkpoint taken in the middle of an epoch (on an interrupt) stores in ``extra["partial"]``
 the next batch to run and the epoch's running sums; ``epoch`` still counts completed epochs.
 A run started from another checkpoint's weights (``--init-from``) keeps that checkpoint's path,
-sha256 and epoch in ``extra["init_from"]``.
+sha256 and epoch in ``extra["init_from"]`` (for an ANN converted into a spiking run, also the
+conversion's settings and scales, :mod:`minisnn.hybrid`).
 
 Atomic write (:func:`save`): the file is written under a unique temporary name in the
 destination folder, fsync'ed, renamed over the destination with :func:`os.replace` and the

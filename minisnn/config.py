@@ -81,6 +81,12 @@ KNOBS = {k.name: k for k in [
     K("timesteps", PRESET, "simulation time steps T", int, rule=_AT_LEAST_1),
     K("encoding_scale", PRESET, "Poisson encoding: a pixel spikes when scale*|x| > u (the authors' "
       "MNIST code uses 0.5)", float, rule=_POS),
+    K("reset", "hard", "spiking neurons' reset after a spike: 'hard' to zero (the thesis) or 'subtract' the "
+      "threshold, keeping the charge above it (converted networks, Rueckauer et al. 2017); not for --network ann",
+      choices=("hard", "subtract")),
+    K("input", "poisson", "how images enter a spiking network: 'poisson' rate-coded spikes (the thesis) or "
+      "'direct', the image itself as the first layer's input current at every step; not for --network ann "
+      "(which always takes the image) nor event data", choices=("poisson", "direct")),
     K("augment", PRESET, "training augmentation: random crop (pad 4) and horizontal flip",
       choices=("none", "crop", "crop-flip")),
     K("limit_train", None, "use at most N training samples (seeded subset)", int, rule=_AT_LEAST_1, optional=True),
@@ -109,8 +115,14 @@ KNOBS = {k.name: k for k in [
       "thesis) or 'through-time' (the authors' per-step gradient through the reset; memory grows with T)",
       choices=("aggregated", "through-time"), group="optimisation"),
     K("init_from", None, "start from the weights of this checkpoint (any run of the same model and width; "
-      "a new run: fresh optimiser state and schedule from epoch 1, data order from --seed)", optional=True,
+      "a new run: fresh optimiser state and schedule from epoch 1, data order from --seed); an ANN's "
+      "checkpoint in a spiking run is converted first (hybrid training, docs/hybrid.md)", optional=True,
       group="optimisation", metavar="CHECKPOINT"),
+    K("convert_percentile", 99.9, "with --init-from an ANN checkpoint (--network ann) of a spiking run: each "
+      "layer's scale is this percentile of its positive ReLU activations (100: the maximum; "
+      "docs/hybrid.md)", float, rule=(lambda v: 0 < v <= 100, "in (0, 100]"), group="optimisation", metavar="P"),
+    K("convert_images", 2000, "with --init-from an ANN checkpoint: how many training images give the "
+      "activation statistics", int, rule=_AT_LEAST_1, group="optimisation", metavar="N"),
     # -- run --------------------------------------------------------------------------------
     K("device", "cpu", "cpu (NumPy), or gpu / cuda (CuPy on GPU 0), gpu:N / cuda:N (GPU N)",
       rule=_DEVICE, experiment=False, group="run"),
@@ -132,7 +144,8 @@ del K
 
 #: Knobs added after checkpoints were first written, with the value older checkpoints imply.
 ADDED_LATER = {"loss_reduction": "sum", "preset": "thesis", "execution": "auto", "gradient": "aggregated",
-               "network": "snn", "init_from": None}
+               "network": "snn", "init_from": None, "reset": "hard", "input": "poisson",
+               "convert_percentile": 99.9, "convert_images": 2000}
 
 #: Knobs that define the experiment: a resumed run must not change them.
 IDENTITY_KEYS = tuple(name for name, knob in KNOBS.items() if knob.experiment)
@@ -270,6 +283,7 @@ def resolve(given: dict, base: dict | None = None) -> dict:
     for name, value in config.items():
         _check(name, value)
     _check_width(config["model"], config["width"])
+    _check_spiking(config, given)
     _check_network(config)
     return {name: config[name] for name in KNOBS}
 
@@ -325,6 +339,31 @@ def _check_network(config):
                           f"got {config['timesteps']}")
     if DATASETS[config["dataset"]].kind == "events":
         raise ConfigError(f"--network ann needs an image dataset; {config['dataset']} holds event recordings")
+
+
+def _check_spiking(config, given):
+    """The spiking network's reset and input: combinations that cannot work, named."""
+    from .data import DATASETS
+
+    if config["network"] == "ann":
+        named = [_flag(k) for k in ("reset", "input") if k in given]
+        if named:
+            raise ConfigError(f"{' and '.join(named)} describe the spiking network; --network ann has ReLU units "
+                              "and always takes the image itself: leave them out")
+    if config["reset"] != "hard" and config["gradient"] == "through-time":
+        raise ConfigError("--gradient through-time follows the hard reset's graph; use --reset hard with it, or the "
+                          "aggregated gradient with --reset subtract")
+    if config["input"] == "direct":
+        if DATASETS[config["dataset"]].kind == "events":
+            raise ConfigError(f"--input direct feeds images; {config['dataset']} holds event recordings, "
+                              "which enter as spike frames: leave out --input")
+        if "encoding_scale" in given:
+            raise ConfigError("--encoding-scale sets the Poisson spike rate; with --input direct the image "
+                              "enters as a current: leave out one of them")
+    converting = [_flag(k) for k in ("convert_percentile", "convert_images") if k in given]
+    if converting and config["init_from"] is None:
+        raise ConfigError(f"{' and '.join(converting)} apply to --init-from an ANN checkpoint; give --init-from "
+                          "or leave them out")
 
 
 def upgrade_stored(stored) -> dict:

@@ -300,27 +300,51 @@ class Neurons(Layer):
         return self.state.count
 
 
-class LIF(Neurons):
-    """Leaky integrate-and-fire neurons with hard reset (eqs 3.1-3.2) and their derivative (3.22)."""
+#: A spiking layer's ``reset``: the name of the rule in :func:`~minisnn.neurons.integrate_and_fire`.
+RESETS = {"hard": "zero", "subtract": "subtract"}
 
-    def __init__(self, threshold=1.0, leak=0.99, name=None):
+
+def _reset_rule(reset):
+    if reset not in RESETS:
+        raise ValueError(f"reset must be 'hard' or 'subtract', got {reset!r}")
+    return RESETS[reset]
+
+
+class LIF(Neurons):
+    """Leaky integrate-and-fire neurons (eqs 3.1-3.2) and their derivative (3.22).
+
+    ``reset="hard"`` (the thesis): U <- 0 after a spike. ``reset="subtract"``: U <- U - V_th,
+    which keeps the charge above threshold, so a(T) V_th = net - U_T - (leak losses) and the
+    IF reading a ~ net / V_th of eq 3.16 holds up to one threshold; the derivative is the same
+    eq 3.22. The gradient through time follows the hard reset's graph only."""
+
+    def __init__(self, threshold=1.0, leak=0.99, name=None, reset="hard"):
         super().__init__(name)
         if not 0 < leak <= 1:
             raise ValueError(f"LIF leak must be in (0, 1], got {leak}")
         self.threshold, self.leak = threshold, leak
+        self.reset_mode, self._rule = reset, _reset_rule(reset)
 
     def forward(self, currents, rows=ALL):
-        spikes = integrate_and_fire(self.xp, currents, self.state.rows(rows), self.threshold, self.leak)
+        spikes = integrate_and_fire(self.xp, currents, self.state.rows(rows), self.threshold, self.leak,
+                                    reset=self._rule)
         return self.fire(spikes, rows)
 
     def derivative(self):
         """a'(net) per neuron (eq 3.22)."""
         return lif_derivative(self.xp, self.state.count, self.state.trace, self.threshold, self.leak)
 
+    def backward_through_time(self, grad_steps):
+        if self.reset_mode != "hard":
+            raise NotImplementedError(f"{self.name}: the gradient through time follows the hard reset; "
+                                      "use the aggregated gradient with reset by subtraction")
+        return super().backward_through_time(grad_steps)
+
 
 class SpikingAvgPool(Neurons):
     """2x2 average of the incoming spikes integrated by IF neurons, threshold 0.75 (section 3.2.1).
 
+    ``reset``: "hard" (the thesis) or "subtract", as :class:`LIF`'s.
     Backward as in the authors' code: the gradient passes with factor 1 where the pooling
     neuron fired at least once and 0 elsewhere (not 1/threshold), then spreads over the window / 4.
     Through time, the factor is 1 at the steps the pooling neuron fired, with the reset recursion
@@ -329,9 +353,10 @@ class SpikingAvgPool(Neurons):
 
     keep_trace = False
 
-    def __init__(self, threshold=0.75, name=None):
+    def __init__(self, threshold=0.75, name=None, reset="hard"):
         super().__init__(name)
         self.threshold = threshold
+        self.reset_mode, self._rule = reset, _reset_rule(reset)
 
     def output_shape(self, in_shape):
         h, w, c = in_shape
@@ -343,7 +368,8 @@ class SpikingAvgPool(Neurons):
         # against theta (scaling by 1/4 is exact in floating point), one pass cheaper.
         summed = ops.sum_pool2x2(x.reshape((steps * batch,) + self.in_shape))
         summed = summed.reshape((steps, batch) + self.out_shape)
-        return self.fire(integrate_and_fire(self.xp, summed, self.state.rows(rows), 4 * self.threshold), rows)
+        return self.fire(integrate_and_fire(self.xp, summed, self.state.rows(rows), 4 * self.threshold,
+                                            reset=self._rule), rows)
 
     def derivative(self):
         return (self.state.count > 0).astype(self.dtype)
@@ -352,6 +378,9 @@ class SpikingAvgPool(Neurons):
         return ops.avg_pool2x2_backward(self.xp, grad * self.derivative(), (grad.shape[0],) + self.in_shape)
 
     def backward_through_time(self, grad_steps):
+        if self.reset_mode != "hard":
+            raise NotImplementedError(f"{self.name}: the gradient through time follows the hard reset; "
+                                      "use the aggregated gradient with reset by subtraction")
         g = super().backward_through_time(grad_steps)
         steps, batch = g.shape[:2]
         spread = ops.avg_pool2x2_backward(self.xp, g.reshape((-1,) + self.out_shape),
@@ -490,13 +519,13 @@ class ResidualBlock(Layer):
     """
 
     def __init__(self, in_channels, out_channels, stride=1, skip="conv", threshold=1.0, leak=0.99,
-                 dropout=0.0, name=None):
+                 dropout=0.0, name=None, reset="hard"):
         super().__init__(name)
         self.conv_a = Conv2d(in_channels, out_channels, 3, 1, 1, name=f"{name}.conv_a")
-        self.lif_a = LIF(threshold, leak, name=f"{name}.lif_a")
+        self.lif_a = LIF(threshold, leak, name=f"{name}.lif_a", reset=reset)
         self.drop = Dropout(dropout, name=f"{name}.dropout") if dropout > 0 else Identity(f"{name}.id")
         self.conv_b = Conv2d(out_channels, out_channels, 3, stride, 1, name=f"{name}.conv_b")
-        self.lif_b = LIF(threshold, leak, name=f"{name}.lif_b")
+        self.lif_b = LIF(threshold, leak, name=f"{name}.lif_b", reset=reset)
         if skip == "conv":
             self.skip = Conv2d(in_channels, out_channels, 1, stride, 0, name=f"{name}.skip")
         elif skip == "identity":

@@ -63,7 +63,7 @@ class _Builder:
     """Appends layers and tracks the per-sample shape (channels-last) as it goes, so the fc
     input size and the block shapes come from the layers themselves."""
 
-    def __init__(self, input_shape, width, threshold, leak, pool_threshold, dropout):
+    def __init__(self, input_shape, width, threshold, leak, pool_threshold, dropout, reset="hard"):
         if len(input_shape) != 3:
             raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
         c, h, w = (int(s) for s in input_shape)
@@ -76,7 +76,7 @@ class _Builder:
         self.shape = (h, w, c)           # internal layout (H, W, C)
         self.width = width
         self.threshold, self.leak, self.pool_threshold = threshold, leak, pool_threshold
-        self.dropout = dropout
+        self.dropout, self.reset = dropout, reset
         self.layers = []
         self.counts = {"conv": 0, "pool": 0, "fc": 0, "block": 0}
 
@@ -103,13 +103,13 @@ class _Builder:
         conv = Conv2d(c, out, k, stride, k // 2, name=f"conv{i}")
         self.shape = conv.output_shape(self.shape)
         self._check(conv.name)
-        self.layers += [conv, LIF(self.threshold, self.leak, name=f"lif{i}")]
+        self.layers += [conv, LIF(self.threshold, self.leak, name=f"lif{i}", reset=self.reset)]
         if drop:
             self._drop(str(i))
 
     def pool(self):
         self.counts["pool"] += 1
-        pool = SpikingAvgPool(self.pool_threshold, name=f"pool{self.counts['pool']}")
+        pool = SpikingAvgPool(self.pool_threshold, name=f"pool{self.counts['pool']}", reset=self.reset)
         self.shape = pool.output_shape(self.shape)
         self._check(pool.name)
         self.layers.append(pool)
@@ -121,7 +121,7 @@ class _Builder:
         c = self.shape[2]
         out = self.ch(out)
         self.layers.append(ResidualBlock(c, out, stride, skip, self.threshold, self.leak,
-                                         self.dropout, name=f"block{i}"))
+                                         self.dropout, name=f"block{i}", reset=self.reset))
         h, w = self.shape[:2]
         self.shape = ((h - 1) // stride + 1, (w - 1) // stride + 1, out)
         self._check(f"block{i}")
@@ -136,7 +136,7 @@ class _Builder:
         i = self.counts["fc"]
         out = self.ch(out)
         self.layers += [Linear(self.shape[0], out, name=f"fc{i}"),
-                        LIF(self.threshold, self.leak, name=f"lif_fc{i}")]
+                        LIF(self.threshold, self.leak, name=f"lif_fc{i}", reset=self.reset)]
         self.shape = (out,)
         self._drop(f"_fc{i}")
 
@@ -265,7 +265,7 @@ def default_input_shape(name: str) -> tuple:
 
 
 def layers(name, input_shape=None, num_classes=10, width=1.0, *, threshold=1.0, leak=0.99,
-           pool_threshold=0.75, dropout=None, resnet11_skip="subsample"):
+           pool_threshold=0.75, dropout=None, resnet11_skip="subsample", reset="hard"):
     """The layer list of model ``name`` (tables 4.2-4.4), unbuilt; :func:`build` wraps it."""
     key = _check_name(name)
     if input_shape is None:
@@ -273,13 +273,13 @@ def layers(name, input_shape=None, num_classes=10, width=1.0, *, threshold=1.0, 
     if width <= 0:
         raise ValueError(f"width must be positive, got {width}")
     p = DEFAULT_DROPOUT[key] if dropout is None else float(dropout)
-    b = _Builder(input_shape, width, threshold, leak, pool_threshold, p)
+    b = _Builder(input_shape, width, threshold, leak, pool_threshold, p, reset)
     return _LAYOUTS[key](b, num_classes, resnet11_skip=resnet11_skip)
 
 
 def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, threshold=1.0,
           leak=0.99, pool_threshold=0.75, dropout=None, seed=0, time_chunk=10, encoder=None,
-          init_gain=None, resnet11_skip="subsample", execution="auto", gradient="aggregated"):
+          init_gain=None, resnet11_skip="subsample", execution="auto", gradient="aggregated", reset="hard"):
     """Build model ``name`` (one of :data:`MODELS`) of tables 4.2-4.4 as a :class:`Network`.
 
     ``input_shape`` is (C, H, W), channels first: (1, 28, 28), (2, 34, 34) or (3, 32, 32) in
@@ -290,7 +290,8 @@ def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, th
     the pooling IF neurons'. ``dropout=None`` takes the model's default
     (:data:`DEFAULT_DROPOUT`); 0 removes the dropout layers. ``init_gain=None`` takes the
     Network's k: 2 (plain) or 1 (residual). ``resnet11_skip`` selects ResNet11's last skip (see
-    its docstring).
+    its docstring). ``reset``: every spiking neuron's reset, "hard" (the thesis) or "subtract"
+    (:class:`~minisnn.layers.LIF`).
     ``encoder=None`` is the Network's default PoissonEncoder (scale 1, the thesis' reading;
     the authors' MNIST code corresponds to ``PoissonEncoder(scale=0.5)``). ``execution``:
     "auto", "dense" or "event" products (:class:`Network`). ``gradient``: "aggregated" or
@@ -299,7 +300,7 @@ def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, th
     key = _check_name(name)
     input_shape = default_input_shape(key) if input_shape is None else tuple(input_shape)
     stack = layers(key, input_shape, num_classes, width, threshold=threshold, leak=leak,
-                   pool_threshold=pool_threshold, dropout=dropout, resnet11_skip=resnet11_skip)
+                   pool_threshold=pool_threshold, dropout=dropout, resnet11_skip=resnet11_skip, reset=reset)
     return Network(stack, input_shape, backend=backend, encoder=encoder, time_chunk=time_chunk,
                    init_gain=init_gain, seed=seed, name=key, execution=execution, gradient=gradient)
 
@@ -307,9 +308,10 @@ def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, th
 def from_config(config, backend=None):
     """The network a run's config describes (``python -m minisnn.train``, :func:`minisnn.load`):
     the spiking model, or its ANN (:func:`minisnn.ann.build`) for ``network="ann"``; event data
-    enters through FrameInput, images through PoissonEncoder(encoding_scale)."""
+    enters through FrameInput, images through PoissonEncoder(encoding_scale) or, for
+    ``input="direct"``, DirectInput; ``reset`` is the neurons' reset."""
     from .data import DATASETS
-    from .encoding import FrameInput, PoissonEncoder
+    from .encoding import DirectInput, FrameInput, PoissonEncoder
 
     info = DATASETS[config["dataset"]]
     shape = (tuple(info.input_shape), info.num_classes, config.get("width", 1.0), backend)
@@ -318,9 +320,14 @@ def from_config(config, backend=None):
     if config.get("network", "snn") == "ann":
         from . import ann
         return ann.build(config["model"], *shape, **options)
-    encoder = FrameInput() if info.kind == "events" else PoissonEncoder(config.get("encoding_scale", 1.0))
+    if info.kind == "events":
+        encoder = FrameInput()
+    elif config.get("input", "poisson") == "direct":
+        encoder = DirectInput()
+    else:
+        encoder = PoissonEncoder(config.get("encoding_scale", 1.0))
     return build(config["model"], *shape, encoder=encoder, gradient=config.get("gradient", "aggregated"),
-                 **options)
+                 reset=config.get("reset", "hard"), **options)
 
 
 def summary(name, input_shape=None, num_classes=10, width=1.0, **kwargs):

@@ -413,7 +413,7 @@ def _main(given, callbacks, cluster):
     if ckpt is not None:
         restore(ckpt, net, *((opt, sched) if mode == "resume" else ()))
     elif config["init_from"] is not None:
-        init_from, standardize = initialize(net, config, cluster)
+        init_from, standardize = initialize(net, config, cluster, download=not given.get("no_download", False))
     cluster.use_gpus(backend)
     cluster.agree()                                                 # every process has its network
     start_epoch = ckpt.epoch if ckpt is not None else 0
@@ -511,15 +511,17 @@ def _main(given, callbacks, cluster):
     return status
 
 
-def initialize(net, config, cluster=None):
+def initialize(net, config, cluster=None, download=True):
     """Load the weights of the checkpoint ``config["init_from"]`` into ``net`` (a warm start: the
-    optimiser state, schedule and epoch count start afresh). Returns what the run records of it and
-    the input standardisation to use: the checkpoint's on the same dataset (the weights were trained
-    on it), else None (computed from this run's training set). Rank 0 of a ``cluster`` reads
-    the checkpoint and gives it to the others."""
+    optimiser state, schedule and epoch count start afresh); an ANN's weights (``--network ann``)
+    in a spiking run are first converted (:func:`minisnn.hybrid.initialize_from_ann`, hybrid
+    training). Returns what the run records of it and the input standardisation to use: the
+    checkpoint's on the same dataset (the weights were trained on it), else None (computed from
+    this run's training set). Rank 0 of a ``cluster`` reads the checkpoint and gives it to the others."""
     import hashlib
 
     from .checkpoint import CheckpointError, load, restore, run_state
+    from .config import KNOBS
 
     def read():
         source = load(config["init_from"])
@@ -529,14 +531,28 @@ def initialize(net, config, cluster=None):
     if theirs != ours:
         raise CheckpointError(f"--init-from {source.path}: the checkpoint holds {theirs[0]} at width {theirs[1]}, this "
                               f"run builds {ours[0]} at width {ours[1]}; give the checkpoint's --model and --width")
-    restore(source, net)
     tested = [row["test_accuracy"] for row in source.history if row.get("test_accuracy") is not None]
     record = {"checkpoint": str(source.path), "sha256": digest, "epoch": source.epoch,
-              "network": source.config.get("network"), "dataset": source.config.get("dataset"),
+              "network": source.config.get("network", "snn"), "dataset": source.config.get("dataset"),
               "test_accuracy": tested[-1] if tested else None}
+    standardize = run_state(source)[1] if record["dataset"] == config["dataset"] else None
+    if record["network"] == "ann" and config["network"] == "snn":
+        from .hybrid import initialize_from_ann
+        record["conversion"] = initialize_from_ann(net, source, config, standardize, download)
+        tested = "not recorded" if record["test_accuracy"] is None else f"{100 * record['test_accuracy']:.2f} %"
+        print(f"converted the ANN of {source.path} (epoch {source.epoch}, test accuracy {tested}) "
+              f"into the spiking network: {record['conversion']['percentile']}th percentile of "
+              f"{record['conversion']['images']} training images, reset {config['reset']}, input {config['input']}; "
+              "optimiser state and schedule start afresh", flush=True)
+        return record, standardize
+    changed = [f"--{k.replace('_', '-')}" for k in ("convert_percentile", "convert_images") if config[k] != KNOBS[k].default]
+    if changed:
+        raise CheckpointError(f"--init-from {source.path}: {' and '.join(changed)} apply to an ANN checkpoint converted "
+                              f"into a spiking run; this is a {record['network']} checkpoint for a {config['network']} run")
+    restore(source, net)
     print(f"initialised the weights from {source.path} (epoch {source.epoch} of a {record['network']} run on "
           f"{record['dataset']}); optimiser state and schedule start afresh", flush=True)
-    return record, run_state(source)[1] if record["dataset"] == config["dataset"] else None
+    return record, standardize
 
 
 def _eval_only(net, data, config, ckpt, run, out, metrics, quiet, cluster):

@@ -1,0 +1,101 @@
+"""How far conversion alone takes an ANN checkpoint: the start of hybrid training, against T.
+
+    python experiments/hybrid.py runs/vgg7_ann/checkpoint.h5 --data-dir /path/to/data/cifar10 \
+        --limit 1000 --timesteps 20,50,100 --threads 1 --out hybrid-vgg7.json
+
+For an ANN checkpoint (``python -m minisnn.train --network ann``) prints and writes as JSON:
+the ANN's test accuracy (the one its run stored, and on the images used here) and, for each
+reset (hard, subtract) and input (poisson, direct), the accuracy of the spiking model converted
+from it (:func:`minisnn.hybrid.convert`, the network ``--init-from`` starts a hybrid run with,
+before any spike training) at each T. The test images are the first ``--limit`` of the test set;
+the activation statistics come from ``--convert-images`` training images chosen as a run with
+``--seed`` would choose them, preprocessed as the ANN's run did.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from minisnn import ann, hybrid, models  # noqa: E402
+from minisnn.backend import Backend  # noqa: E402
+from minisnn.checkpoint import load, run_state  # noqa: E402
+from minisnn.data.pipeline import load_run_data  # noqa: E402
+from minisnn.data.preprocess import to_float  # noqa: E402
+
+
+def _csv(kind):
+    return lambda text: [kind(v) for v in text.split(",") if v.strip()]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoint", help="checkpoint of an ANN run (--network ann)")
+    p.add_argument("--data-dir", help="dataset folder or data root (default: the run's)")
+    p.add_argument("--limit", type=int, default=1000, help="first N test images (default 1000)")
+    p.add_argument("--timesteps", type=_csv(int), default=[20, 50, 100], help="T values (default 20,50,100)")
+    p.add_argument("--resets", type=_csv(str), default=["hard", "subtract"], help="default hard,subtract")
+    p.add_argument("--inputs", type=_csv(str), default=["poisson", "direct"], help="default poisson,direct")
+    p.add_argument("--percentile", type=float, default=99.9, help="activation percentile (default 99.9)")
+    p.add_argument("--convert-images", type=int, default=2000, help="training images for the statistics")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="seed of the image choice and the Poisson draws")
+    p.add_argument("--out", help="JSON file to write (default: print only)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    source = load(args.checkpoint)
+    if source.config.get("network") != "ann":
+        raise SystemExit(f"{args.checkpoint} is not an ANN checkpoint (network {source.config.get('network')!r})")
+    backend = Backend("cpu", "float32")
+    base = {**source.config, "network": "snn", "limit_train": None, "limit_test": None, "val_split": 0.0,
+            "seed": args.seed, "convert_images": args.convert_images}
+    if args.data_dir:
+        base["data_dir"] = str(Path(args.data_dir).resolve())
+    same = run_state(source)[1]
+    data = load_run_data(base, backend, standardize=same, progress=False)
+    calibration = hybrid.calibration_images(data.train, args.convert_images, args.seed)
+    test_x = to_float(data.test.images[:args.limit])
+    test_x = test_x if data.test.transform is None else data.test.transform(test_x)
+    test_y = data.test.labels[:args.limit]
+
+    ann_net = models.from_config(source.config, backend)
+    ann_net.load_parameters(source.weights)
+    ann_net.workers = args.threads
+    stored = [r["test_accuracy"] for r in source.history if r.get("test_accuracy") is not None]
+    result = {"checkpoint": str(args.checkpoint), "model": source.config["model"], "width": source.config["width"],
+              "dataset": source.config["dataset"], "epoch": source.epoch,
+              "ann_test_accuracy_stored": stored[-1] if stored else None,
+              "ann_test_accuracy": ann.evaluate(ann_net, test_x, test_y), "test_images": len(test_y),
+              "percentile": args.percentile, "convert_images": len(calibration), "seed": args.seed, "converted": []}
+    print(f"ANN {result['model']} on {result['dataset']}: {100 * result['ann_test_accuracy']:.2f} % on the first "
+          f"{len(test_y)} test images (its run: {stored[-1] if stored else 'n/a'})", flush=True)
+    scales = ann.activation_scales(ann_net, calibration, args.percentile)
+    for reset, entry in itertools.product(args.resets, args.inputs):
+        config = {**base, "reset": reset, "input": entry}
+        row = {"reset": reset, "input": entry, "accuracy": {}}
+        for T in args.timesteps:
+            snn = models.from_config({**config, "timesteps": T}, backend)
+            snn.workers = args.threads
+            hybrid.load_converted(ann_net, snn, scales, T)
+            start = time.perf_counter()
+            row["accuracy"][str(T)] = ann.evaluate_snn(snn, test_x, test_y, T, args.batch_size, args.seed)
+            print(f"reset {reset:8s} input {entry:7s} T {T:4d}: {100 * row['accuracy'][str(T)]:6.2f} %  "
+                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+        result["converted"].append(row)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Hybrid training (Rathi, Srinivasan, Panda & Roy, ICLR 2020): convert a trained ANN into the
+spiking model, then train the spiking network with the spike-based backward (docs/hybrid.md).
+
+The ANN of a model (:func:`minisnn.ann.build`) has the spiking model's layer and weight names,
+so its weights fit the spiking network as they are; only their scale must change. A ReLU
+passes any activation, an LIF neuron at most one spike per step, so layer l's activations are
+divided by lambda_l, a high percentile of that layer's positive ReLU activations on training
+images (Rueckauer et al. 2017; the maximum, percentile 100, is Diehl et al. 2015's choice).
+The threshold stays V_th = 1 and the weights carry the scales (weight normalisation, which is
+threshold balancing with the thresholds moved into the weights):
+
+    W_l <- W_l lambda_{l-1} / lambda_l                       (a layer feeding LIF neurons)
+    W_L <- W_L lambda_{L-1} g,  g = T (1 - lambda) / (1 - lambda^T)     (the output layer)
+
+lambda_{l-1} is the scale of the spikes coming in: 1 / encoding_scale for Poisson input (a
+pixel x fires with probability scale |x| per step), 1 for direct input (the image itself is the
+current). Then a neuron's rate approximates its ReLU activation / lambda_l (capped at one spike
+per step), and W_l (lambda_{l-1} x rate_{l-1}) / lambda_l is the ReLU's input / lambda_l. A
+spiking pool (IF, threshold theta = 0.75) fires at the window's average rate / theta, so each of
+its spikes stands for theta times the scale coming in: lambda <- theta lambda. g makes the
+leaky output layer (eq 3.5: U^L(T) / T with leak lambda per step) return the ANN's output for
+a constant rate, so the loss starts where the ANN's stands. In a residual block, conv_a is
+scaled by lambda_in / lambda_a, conv_b by lambda_a / lambda_b and a 1x1 skip convolution by
+lambda_in / lambda_b; a parameter-free skip (identity, subsample) cannot be scaled, so that
+block keeps its input's scale, lambda_b = lambda_in, which is exact.
+
+    scales = ann.activation_scales(ann_net, images, percentile)
+    record = convert(ann_net, snn, images, percentile)      # loads the scaled weights into snn
+
+``python -m minisnn.train --init-from ANN_CHECKPOINT`` on a spiking run calls
+:func:`initialize_from_ann`; the run then trains the spiking network as any other.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ann
+from .backend import Backend
+from .encoding import DirectInput, PoissonEncoder
+from .layers import LIF, Conv2d, Dropout, Flatten, Identity, Linear, Output, ResidualBlock, SpikingAvgPool
+
+
+class ConversionError(ValueError):
+    """An ANN that cannot be converted into this spiking network (layout or input)."""
+
+
+def input_scale(encoder):
+    """lambda of the input: what one input spike (or unit of direct current) stands for."""
+    if isinstance(encoder, DirectInput):
+        return 1.0
+    if isinstance(encoder, PoissonEncoder):
+        return 1.0 / encoder.scale
+    raise ConversionError(f"an ANN takes images; a spiking network with {encoder!r} cannot take its weights")
+
+
+def output_gain(leak, T):
+    """g = T (1 - lambda) / (1 - lambda^T): U^L(T) / T of a leaky output (eq 3.5) for a constant
+    input rate r is W r / g, so scaling W by g returns the ANN's W r (1 when lambda = 1)."""
+    return 1.0 if leak == 1 else T * (1 - leak) / (1 - leak ** T)
+
+
+def weight_factors(snn, scales, T):
+    """{parameter name: factor} that turns the ANN's weights into ``snn``'s (module docstring),
+    and the scales actually used (a residual block with a parameter-free skip keeps its input's).
+    ``scales``: {neuron layer name: lambda} from :func:`ann.activation_scales`."""
+    factors, used = {}, {}
+    current = input_scale(snn.encoder)                 # lambda of the spikes flowing in
+    pending = None                                     # the weighted layer feeding the next LIF layer
+
+    def scale_of(name):
+        if name not in scales:
+            raise ConversionError(f"the ANN has no ReLU layer {name!r} for the spiking layer of that name")
+        return scales[name]
+
+    for layer in snn.layers:
+        if isinstance(layer, (Conv2d, Linear)):
+            pending = layer
+        elif isinstance(layer, LIF):
+            lam = used[layer.name] = scale_of(layer.name)
+            factors[f"{pending.name}.weight"] = current / lam
+            current, pending = lam, None
+        elif isinstance(layer, SpikingAvgPool):
+            current *= layer.threshold
+        elif isinstance(layer, ResidualBlock):
+            lam_a = used[layer.lif_a.name] = scale_of(layer.lif_a.name)
+            parametric = isinstance(layer.skip, Conv2d)
+            lam_b = used[layer.lif_b.name] = scale_of(layer.lif_b.name) if parametric else current
+            factors[f"{layer.conv_a.name}.weight"] = current / lam_a
+            factors[f"{layer.conv_b.name}.weight"] = lam_a / lam_b
+            if parametric:
+                factors[f"{layer.skip.name}.weight"] = current / lam_b
+            current = lam_b
+        elif isinstance(layer, Output):
+            factors[f"{layer.name}.weight"] = current * output_gain(layer.leak, T)
+        elif not isinstance(layer, (Dropout, Flatten, Identity)):
+            raise ConversionError(f"cannot convert layer {layer.name} ({type(layer).__name__})")
+    return factors, used
+
+
+def convert(ann_net, snn, images, percentile=99.9, T=None, batch_size=256):
+    """Load ``ann_net``'s weights, normalised layer by layer, into the spiking network ``snn``
+    (same model and width). ``images``: host training images (as the run feeds them: floats in
+    [0, 1] or standardised) for the activation statistics; ``T``: the time steps the output gain
+    is set for (default ``snn.T``, else 1). Returns a record: the scales per layer and g."""
+    scales = ann.activation_scales(ann_net, images, percentile, batch_size=batch_size)
+    return load_converted(ann_net, snn, scales, T)
+
+
+def load_converted(ann_net, snn, scales, T=None):
+    """:func:`convert` with the scales ({neuron layer: lambda}) already measured."""
+    T = int(T or snn.T or 1)
+    factors, used = weight_factors(snn, scales, T)
+    weights = {k: ann_net.backend.to_host(v).astype(np.float64) for k, v in ann_net.parameters().items()}
+    if set(weights) != set(factors) or set(factors) != set(snn.parameters()):
+        raise ConversionError(f"the ANN's weights {sorted(weights)} do not fit the spiking network's "
+                              f"{sorted(snn.parameters())}")
+    snn.load_parameters({k: w * factors[k] for k, w in weights.items()})
+    output = next(layer for layer in reversed(snn.layers) if isinstance(layer, Output))
+    return {"scales": used, "output_gain": output_gain(output.leak, T), "input_scale": input_scale(snn.encoder)}
+
+
+def calibration_images(train, count, seed):
+    """``count`` images of the training iterator ``train`` (a seeded choice, key ``(seed,
+    "convert")``), preprocessed as training batches are but not augmented: host floats."""
+    from .data.preprocess import to_float
+
+    n = train.num_samples
+    idx = np.sort(Backend.host_rng(seed, "convert").permutation(n)[:min(count, n)])
+    x = to_float(train.images[idx])
+    return x if train.transform is None else train.transform(x)
+
+
+def initialize_from_ann(net, source, config, standardize=None, download=True):
+    """Convert the ANN checkpoint ``source`` into the spiking network ``net`` of a run with
+    ``config`` (``--init-from``): statistics on ``config["convert_images"]`` of the run's training
+    images, preprocessed with ``standardize`` (the ANN's own statistics on its dataset, else the
+    run's). Returns the conversion's record for metrics.json and the checkpoints."""
+    from . import models
+    from .checkpoint import CheckpointError, restore
+    from .data import DatasetError
+    from .data.pipeline import load_run_data
+
+    ann_net = models.from_config({**config, "network": "ann", "dropout": source.config.get("dropout")}, net.backend)
+    restore(source, ann_net)
+    try:
+        data = load_run_data(config, net.backend, download=download, standardize=standardize, progress=False)
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"cannot load {config['dataset']} for the conversion of {source.path}: {exc}") from None
+    images = calibration_images(data.train, config["convert_images"], config["seed"])
+    try:
+        record = convert(ann_net, net, images, config["convert_percentile"], T=config["timesteps"])
+    except ConversionError as exc:
+        raise CheckpointError(f"--init-from {source.path}: {exc}") from None
+    return {"percentile": config["convert_percentile"], "images": len(images), "reset": config["reset"],
+            "input": config["input"], "timesteps": config["timesteps"], **record}
+
+
+__all__ = ["ConversionError", "convert", "load_converted", "weight_factors", "input_scale", "output_gain",
+           "calibration_images", "initialize_from_ann"]
