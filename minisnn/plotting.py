@@ -12,9 +12,11 @@
 """
 from __future__ import annotations
 
+import io
 import math
-import os
 from pathlib import Path
+
+from .fileio import atomic_write_bytes
 
 
 def _figure(size):
@@ -27,10 +29,11 @@ def _figure(size):
 
 
 def _save(fig, path):
+    """Render ``fig`` as PNG in memory, then write it atomically (a full disk: one OSError)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100, format="png")
-    os.replace(tmp, path)
+    image = io.BytesIO()
+    fig.savefig(image, dpi=100, format="png")
+    atomic_write_bytes(path, image.getvalue())
     return path
 
 

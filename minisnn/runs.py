@@ -187,6 +187,8 @@ class RunFolder:
             try:
                 plot_curves(metrics["epochs"], self.path / "curves.png",
                             title=f"{metrics['config']['model']} on {metrics['config']['dataset']}")
+            except OSError:           # disk full, read-only: as for any other file of the run
+                raise
             except Exception as exc:  # a figure must not end a training run
                 print(f"warning: could not draw curves.png ({exc})", file=sys.stderr)
 

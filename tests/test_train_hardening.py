@@ -17,6 +17,7 @@ import pytest
 
 from minisnn import checkpoint as C
 from minisnn import train
+from test_checkpoint import reseal
 from test_train import TINY, _env, _synthetic, _write_idx, driver_cmd, error_line, last_json, run_cli
 
 TRAIN = ["--limit-train", 48, "--limit-test", 16, "--lr", 0.02, *TINY]
@@ -149,6 +150,7 @@ def test_checkpoint_with_an_inf_weight_is_refused(finished, tmp_path, capsys, mo
         value = w[()]
         value[0, 0] = np.inf
         w[...] = value
+    reseal(bad)
     assert main(mode, bad, "--epochs", 2, "--out", tmp_path / "out") == 2
     assert "fc1.weight holds NaN or infinite values" in one_error(capsys)
 
@@ -268,8 +270,7 @@ def _edit(src, dst, fn):
     shutil.copy(src, dst)
     with h5py.File(dst, "r+") as h5:
         fn(h5)
-        h5.attrs["digest"] = C._digest(h5)            # consistent file: only the content is wrong
-    return dst
+    return reseal(dst)                                # consistent file: only the content is wrong
 
 
 def _config(h5, **change):
@@ -309,8 +310,6 @@ def test_checkpoints_of_older_versions_take_the_old_defaults(finished, mnist, tm
     """Checkpoints written before loss_reduction, preset and execution existed resume exactly."""
     old = _edit(finished / "checkpoint.h5", tmp_path / "old.h5",
                 lambda h5: _config(h5, loss_reduction=None, preset=None, execution=None))
-    with h5py.File(old, "r+") as h5:
-        del h5.attrs["digest"]
     mode, config, _ = train.resolve_run({"resume": str(old)})
     assert (config["loss_reduction"], config["preset"], config["execution"]) == ("sum", "thesis", "auto")
 
@@ -346,6 +345,7 @@ def test_fletcher32_catches_a_changed_weight(finished, tmp_path):
     raw = bytearray(path.read_bytes())
     raw[offset + 10] ^= 0x40
     path.write_bytes(bytes(raw))
+    reseal(path, sign=False)                          # past the header's sha256: fletcher32 must see it
     with pytest.raises(C.CheckpointError, match="corrupt"):
         C.load(path)
 
