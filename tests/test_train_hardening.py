@@ -38,10 +38,7 @@ def main(*args, callbacks=()):
 
 
 def one_error(capsys):
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("minisnn.train: error:")]
-    assert len(lines) == 1, err
-    return lines[0]
+    return one_error_in(capsys.readouterr().err)
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +243,62 @@ def test_disk_full_gives_one_line_and_status_5(finished, mnist, tmp_path, capsys
     assert str(out) in line and "last good checkpoint" in line
     assert (out / "checkpoint.h5").read_bytes() == before
     assert json.loads((out / "metrics.json").read_text())["status"].startswith("failed")
+
+
+class FullDisk:
+    """The one write layer of a run (``minisnn.fileio.write_file``) on a disk that fills up at
+    write number ``full_at``: from then on a write fails (ENOSPC) unless the files in ``folder``
+    plus it fit in what was free then. ``full_at=None`` counts the writes."""
+
+    def __init__(self, folder, full_at=None):
+        from minisnn import fileio
+        self.folder, self.full_at, self.real = folder, full_at, fileio.write_file
+        self.writes, self.quota, self.refused = 0, None, []
+
+    def used(self):
+        return sum(f.stat().st_size for f in self.folder.iterdir() if f.is_file())
+
+    def __call__(self, path, data):
+        self.writes += 1
+        if self.writes == self.full_at:
+            self.quota = self.used() + len(data) - 1
+        full = self.quota is not None and self.used() + len(data) > self.quota
+        self.refused.append(full)
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        self.real(path, data)
+
+
+def test_a_disk_filling_up_at_any_write_ends_the_run_cleanly(mnist, tmp_path, capsys, monkeypatch):
+    """Exit 5 and one line, whichever write meets the full disk; the last good checkpoint loads,
+    no temporary file is left, metrics.json says "failed" whenever the disk left room for it."""
+    from minisnn import fileio
+
+    args = ("--data-dir", mnist, "--epochs", 2, "--val-split", 0.25, *TRAIN)
+    counter = FullDisk(tmp_path / "count")
+    monkeypatch.setattr(fileio, "write_file", counter)
+    assert main(*args, "--out", counter.folder) == 0
+    capsys.readouterr()
+    assert counter.writes >= 10                       # metrics, history, 2 x (best, checkpoint, metrics, history, curves)
+    for full_at in range(1, counter.writes + 1):
+        out = tmp_path / f"full{full_at}"
+        disk = FullDisk(out, full_at)
+        monkeypatch.setattr(fileio, "write_file", disk)
+        assert main(*args, "--out", out) == 5, full_at
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "No space left on device" in one_error_in(err), (full_at, err)
+        assert not [f.name for f in out.iterdir() if f.name.endswith(".tmp")], full_at
+        if (out / "checkpoint.h5").exists():
+            assert C.load(out / "checkpoint.h5").epoch >= 1
+        if (out / "metrics.json").exists():
+            status = json.loads((out / "metrics.json").read_text())["status"]
+            assert status.startswith("failed") or disk.refused[-1], (full_at, status)
+
+
+def one_error_in(err):
+    lines = [line for line in err.splitlines() if line.startswith("minisnn.train: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
 
 
 def test_resume_repairs_a_stale_best_and_removes_orphaned_temporary_files(finished, tmp_path, capsys):
