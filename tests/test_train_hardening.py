@@ -59,6 +59,7 @@ def finished(mnist, tmp_path_factory):
     ("--encoding-scale", "nan", "finite"), ("--encoding-scale", "inf", "finite"), ("--lr", "inf", "finite"),
     ("--gamma", "-1", "> 0"), ("--gamma", "0", "> 0"), ("--milestones", "-5", ">= 0"),
     ("--width", "1e-9", "no channel"), ("--weight-decay", "nan", "finite"), ("--preset", "fast --model vgg9", "fast"),
+    ("--seed", "-1", "0..2**63-1"), ("--seed", str(2 ** 70), "0..2**63-1"), ("--seed", str(2 ** 63), "0..2**63-1"),
 ])
 def test_bad_flag_values_give_one_line_and_status_2(tmp_path, capsys, flag, value, says):
     out = tmp_path / "run"
