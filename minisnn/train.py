@@ -34,8 +34,8 @@ EXIT_STATUS = {
     1: "unexpected error (a bug: the traceback says where)",
     2: "bad input: flag, device, dataset, checkpoint, or a run folder in use or already holding a run",
     3: "weights, optimiser state or loss became NaN/inf (the last good checkpoint is kept)",
-    4: "dead network: no spike reached the output layer during a whole epoch after spikes did in an earlier "
-       "one (the last good checkpoint is kept)",
+    4: "dead network: no spike reached the output layer during a whole epoch, from the start or after spikes "
+       "did in an earlier one (the last good checkpoint is kept)",
     5: "cannot write the run folder: disk full, read-only, ... (the last good checkpoint is kept)",
     130: "interrupted by SIGINT (Ctrl-C): during training a resumable checkpoint is saved and the resume command "
          "printed (before training starts nothing is saved)",
@@ -241,8 +241,9 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
                 if any(_output_input(r.get("spike_rates", {}).get("train", {})) for r in history):
                     raise Stop(f"no spike reached the output layer during epoch {epoch + 1} though spikes did before "
                                f"(lr {opt.lr:g}): the network died and cannot learn; lower --lr", EXIT_DEAD)
-                print(f"warning: no spike reached the output layer during epoch {epoch + 1}: the network is silent "
-                      "and cannot learn; raise --timesteps, --encoding-scale or --width", file=sys.stderr, flush=True)
+                raise Stop(f"no spike reached the output layer during epoch {epoch + 1}: the network is silent from "
+                           "the start and cannot learn; raise --timesteps, --encoding-scale or --width, or lower "
+                           "--dropout", EXIT_DEAD)
             row = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
                    "val_loss": None, "val_accuracy": None, "test_loss": None, "test_accuracy": None,
                    "train_seconds": meter.seconds, "train_images_per_s": train["samples"] / max(meter.seconds, 1e-9),

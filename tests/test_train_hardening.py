@@ -133,10 +133,14 @@ def test_dead_network_stops_with_status_4_and_keeps_the_last_good_checkpoint(mni
     assert C.load(out / "checkpoint.h5").epoch == 1
 
 
-def test_network_silent_from_the_start_is_warned_about(mnist, tmp_path, capsys):
-    assert main("--data-dir", mnist, "--epochs", 2, "--encoding-scale", 1e-9, "--out", tmp_path / "run", *TRAIN) == 0
-    err = capsys.readouterr().err
-    assert "warning: no spike reached the output layer during epoch 1" in err and "epoch 2" in err
+@pytest.mark.parametrize("silencing", [("--encoding-scale", 1e-9), ("--timesteps", 1, "--dropout", 0.99)])
+def test_network_silent_from_the_start_stops_as_dead_after_one_epoch(mnist, tmp_path, capsys, silencing):
+    out = tmp_path / "run"
+    assert main("--data-dir", mnist, "--epochs", 3, "--out", out, *TRAIN, *silencing) == 4
+    line = one_error(capsys)
+    assert "no spike reached the output layer during epoch 1" in line and "raise --timesteps" in line
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"].startswith("failed") and not (out / "checkpoint.h5").exists()
 
 
 @pytest.mark.parametrize("mode", ["--resume", "--eval-only"])
