@@ -191,6 +191,16 @@ def test_the_time_estimate_leaves_out_the_slow_first_batch(mnist, tmp_path, caps
     assert float(steady) > 40.0      # 5 batches of 8 with the first one in could not pass 40 images/s
 
 
+def test_analyze_and_eval_only_agree_on_the_same_subset(finished, mnist, tmp_path, capsys):
+    from minisnn import analyze
+    assert main("--eval-only", finished / "checkpoint.h5", "--limit-test", 20, "--out", tmp_path / "eval") == 0
+    evaluated = json.loads(capsys.readouterr().out.splitlines()[-1])["test_accuracy"]
+    assert analyze.main([str(finished / "checkpoint.h5"), "--limit", "20", "--data-dir", str(mnist), "--quiet",
+                         "--no-plots", "--out", str(tmp_path / "analysis")]) == 0
+    analysed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert analysed["samples"] == 20 and analysed["accuracy"] == evaluated
+
+
 def test_resuming_a_finished_run_says_so(finished, capsys):
     assert main("--resume", finished / "checkpoint.h5", "--quiet") == 0
     assert "nothing to train" in capsys.readouterr().out
