@@ -26,6 +26,7 @@ caveats in :mod:`minisnn.energy`). Per inference (one sample).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import errno
 import json
@@ -313,14 +314,11 @@ def main(argv=None):
 
 
 def run(args):
-    from tqdm.auto import tqdm
-
     from .backend import Backend, DeviceError
     from .checkpoint import CheckpointError
     from .data import DatasetError, load
     from .data.pipeline import split_subset
     from .data.registry import check_split
-    from .energy import format_table
 
     try:
         backend = Backend(args.device)
@@ -340,6 +338,7 @@ def run(args):
         return _fail(exc)
     T = args.timesteps or info["T"] or thesis_preset(info["model"], info["dataset"])["timesteps"]
     out = Path(args.out) if args.out else default_out(args.checkpoint)
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         if not os.access(out, os.W_OK):
@@ -347,6 +346,19 @@ def run(args):
     except OSError as exc:
         return _fail(f"cannot write the analysis to {out}/ ({exc.strerror or exc}); "
                      "choose another folder with --out", EXIT_OUTPUT)
+    try:
+        return _analyse_and_write(args, net, info, split, images, labels, transform, T, seed, batch_size, out)
+    except (KeyboardInterrupt, _Terminated):
+        if created:                                  # stopped before writing: leave no empty folder
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+
+
+def _analyse_and_write(args, net, info, split, images, labels, transform, T, seed, batch_size, out):
+    from tqdm.auto import tqdm
+
+    from .energy import format_table
 
     def progress(label):
         return lambda batches, total: tqdm(batches, total=total, desc=label, unit="batch",

@@ -133,6 +133,7 @@ class RunFolder:
     def __init__(self, path):
         self.path = Path(path)
         self._lock = None
+        self._created = False
 
     def __truediv__(self, name):
         return self.path / name
@@ -143,6 +144,7 @@ class RunFolder:
     def open(self, *, fresh=False, overwrite=False):
         """Create and lock the folder and remove temporary files that killed runs left. ``fresh``
         (a new run): refuse a folder holding a run unless ``overwrite``, which deletes its files."""
+        self._created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.path / ".lock", "a+")
         try:
@@ -170,6 +172,13 @@ class RunFolder:
                 with contextlib.suppress(FileNotFoundError):
                     (self.path / name).unlink()
         return self
+
+    def discard(self):
+        """Remove the folder again if :meth:`open` created it and nothing but the lock is in it."""
+        if self._created and [p.name for p in self.path.iterdir()] == [".lock"]:
+            self._lock.close()
+            (self.path / ".lock").unlink()
+            self.path.rmdir()
 
     def write(self, metrics, plot=True):
         """metrics.json, history.csv and (``plot``) curves.png of the run so far."""

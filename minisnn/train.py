@@ -310,7 +310,8 @@ def main(argv=None, callbacks=()):
     except Stop as exc:
         return _fail(exc, exc.status)
     except Interrupted as exc:
-        print(f"minisnn.train: {exc} received before training started; nothing to resume", file=sys.stderr)
+        print(f"minisnn.train: {exc} received {getattr(exc, 'when', 'before training started; nothing to resume')}",
+              file=sys.stderr)
         return 128 + exc.signum
     finally:
         SIGNALS.restore(previous)
@@ -374,7 +375,12 @@ def _main(given, callbacks):
     metrics = {"mode": "eval-only" if mode == "eval" else "train", "config": config, "versions": versions(backend.device),
                "seed": config["seed"], "command": ["python", "-m", "minisnn.train", *given["_argv"]]}
     if mode == "eval":
-        return _eval_only(net, data, config, ckpt, run, metrics, quiet)
+        try:
+            return _eval_only(net, data, config, ckpt, run, metrics, quiet)
+        except Interrupted as exc:
+            run.discard()
+            exc.when = "during the evaluation; it was stopped and nothing was written"
+            raise
 
     history = list(ckpt.history) if ckpt is not None else []
     metrics.update(resumed_from=ckpt.path if ckpt else None, init_from=init_from, status="running",
