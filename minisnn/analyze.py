@@ -183,18 +183,19 @@ def plot_report(report, out):
     from .plotting import plot_operations, plot_sweep
 
     rates = report["spike_rate"]
+    what = f"{report['model']} on {report['dataset']} ({report['samples']} {report.get('split', 'test')} samples, T={report['T']})"
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.bar(list(rates), [100 * r for r in rates.values()], color="tab:blue")
     ax.set_ylabel("spikes per neuron per step (%)")
-    ax.set_title(f"{report['model']}: spike rates, T={report['T']}")
+    ax.set_title(f"spike rates: {what}", fontsize=10)
     ax.tick_params(axis="x", rotation=45)
     fig.tight_layout()
     fig.savefig(out / "rates.png", dpi=120)
     plt.close(fig)
 
     plot_operations(report["layers"], out / "operations.png",
-                    f"{report['model']}, T={report['T']}: operations per inference; energy SNN "
-                    f"{report['energy_snn_j'] * 1e6:.3g} uJ, ANN {report['energy_ann_j'] * 1e6:.3g} uJ (45 nm)")
+                    f"operations per inference: {what}\nenergy SNN {report['energy_snn_j'] * 1e6:.3g} uJ, "
+                    f"ANN {report['energy_ann_j'] * 1e6:.3g} uJ (45 nm)")
     if report.get("sweep"):
         plot_sweep(report["sweep"], report["samples"], out / "sweep.png",
                    f"{report['model']} on {report['dataset']}: accuracy and energy against T")
