@@ -39,7 +39,7 @@ from pathlib import Path
 from .backend import parse_device
 from .config import thesis_preset
 from .data.registry import DATA_ROOT_RULE
-from .runs import GPU_HINT, error_text
+from .runs import device_error_text, error_text
 
 SWEEP_T = (10, 20, 35, 50, 70, 100, 120)
 # the exit codes of python -m minisnn.train with the same meanings
@@ -334,7 +334,7 @@ def run(args):
         images, labels = split_subset(images, labels, split, args.limit or None, seed)
         transform = preprocessing(info, data_dir)
     except DeviceError as exc:
-        return _fail(f"{exc}\n{GPU_HINT}")
+        return _fail(device_error_text(exc))
     except (CheckpointError, DatasetError, UsageError) as exc:
         return _fail(exc)
     T = args.timesteps or info["T"] or thesis_preset(info["model"], info["dataset"])["timesteps"]

@@ -82,8 +82,9 @@ def progress_bar(total, desc, quiet):
                 mininterval=0.5 if sys.stderr.isatty() else 30.0)
 
 
-#: What the command lines add to the library's message when the GPU cannot be used.
-GPU_HINT = "--device cpu runs on the CPU instead"
+def device_error_text(exc):
+    """A DeviceError's message for the command lines: its advice to use the CPU names the flag."""
+    return str(exc).replace("device 'cpu'", "--device cpu")
 
 
 def error_text(prog, message):
@@ -98,6 +99,8 @@ def duration(seconds):
     if seconds is None:
         return "?"
     seconds = int(seconds)
+    if seconds < 1:
+        return "under a second"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 

@@ -26,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .data.pipeline import batches
-from .runs import GPU_HINT, SIGNALS, Interrupted, Meter, duration, error_text, progress_bar
+from .runs import SIGNALS, Interrupted, Meter, duration, device_error_text, error_text, progress_bar
 
 #: Exit status of every way a run ends (also in --help).
 EXIT_STATUS = {
@@ -277,6 +277,8 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
         save_state("interrupted.h5", epoch, partial=asdict(meter))
         exc.saved = run / "interrupted.h5"
         raise
+    finally:
+        metrics["wall_seconds"] = time.perf_counter() - clock["start"]
 
 
 # -------------------------------------------------------------------------------------------
@@ -304,7 +306,7 @@ def main(argv=None, callbacks=()):
     except SystemExit as exc:       # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     except DeviceError as exc:
-        return _fail(f"{exc}\n{GPU_HINT}")
+        return _fail(device_error_text(exc))
     except (ConfigError, CheckpointError, DatasetError, RunFolderError) as exc:
         return _fail(exc)
     except Stop as exc:
@@ -358,7 +360,7 @@ def _main(given, callbacks):
     if "out" in given:                                                                     # the run folder
         out = Path(given["out"])
     elif ckpt is not None:
-        out = Path(ckpt.path).resolve().parent / ("eval" if mode == "eval" else "")
+        out = Path(ckpt.path).parent / ("eval" if mode == "eval" else "")
     else:
         out = Path("runs") / f"{config['model']}_{config['dataset']}_{_dt.datetime.now():%Y%m%d-%H%M%S}"
     try:

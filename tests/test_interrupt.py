@@ -88,6 +88,7 @@ def test_sigint_from_outside_while_training(mnist, tmp_path):
     assert proc.returncode == 130, stderr
     assert "--resume" in stderr and "Traceback" not in stderr
     assert C.load(out / "interrupted.h5").epoch == 0
+    assert json.loads((out / "metrics.json").read_text())["wall_seconds"] > 0
 
 
 def test_interrupt_before_training_is_one_line(mnist, tmp_path):

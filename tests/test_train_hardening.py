@@ -447,3 +447,8 @@ def test_main_gives_back_the_signal_handlers_it_found():
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     assert main("--help") == 0 and main("--gamma", "0") == 2
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_a_run_shorter_than_a_second_is_not_announced_as_0m00s():
+    from minisnn.runs import duration
+    assert duration(0.4) == "under a second" and duration(65) == "1m05s" and duration(None) == "?"
