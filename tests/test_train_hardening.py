@@ -452,3 +452,11 @@ def test_main_gives_back_the_signal_handlers_it_found():
 def test_a_run_shorter_than_a_second_is_not_announced_as_0m00s():
     from minisnn.runs import duration
     assert duration(0.4) == "under a second" and duration(65) == "1m05s" and duration(None) == "?"
+
+
+def test_a_loaded_network_finds_the_data_its_run_read(finished, mnist, tmp_path, monkeypatch):
+    import minisnn
+    monkeypatch.setenv("MINISNN_DATA", str(tmp_path / "elsewhere"))      # the default root holds nothing
+    model = minisnn.load(finished / "checkpoint.h5")
+    images, labels = model.load_data("test")
+    assert len(labels) == 32 and model.accuracy(images[:8], labels[:8]) >= 0
