@@ -299,14 +299,14 @@ def _array(ds, path, name, file_size):
 
     if not isinstance(ds, h5py.Dataset):
         raise CheckpointError(f"{path}: {name} is not an array")
-    if not ds.fletcher32:
-        raise CheckpointError(f"{path}: {name} is stored without its fletcher32 checksum; the file was "
-                              "edited or not written by minisnn")
     if ds.dtype.kind != "f" or ds.dtype.itemsize not in (4, 8):
         raise CheckpointError(f"{path}: {name} has dtype {ds.dtype}; expected float32 or float64")
     if ds.size * ds.dtype.itemsize > file_size:
         raise CheckpointError(f"{path}: {name} declares {ds.shape} values, more than the "
                               f"{file_size}-byte file holds; the file is corrupt")
+    if not ds.fletcher32:
+        raise CheckpointError(f"{path}: {name} is stored without its fletcher32 checksum; the file was "
+                              "edited or not written by minisnn")
     return ds[()]
 
 

@@ -354,7 +354,7 @@ def _config(h5, **change):
 def _weights(h5, dtype):
     value = h5["weights/fc1.weight"][()]
     del h5["weights/fc1.weight"]
-    h5["weights/fc1.weight"] = value.astype(dtype)
+    h5["weights"].create_dataset("fc1.weight", data=value.astype(dtype), fletcher32=True)
 
 
 @pytest.mark.parametrize("edit,says", [
