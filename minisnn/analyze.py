@@ -5,7 +5,10 @@ CHECKPOINT is a ``checkpoint.h5`` or ``best.h5`` written by ``python -m minisnn.
 ``init:<model>[:<dataset>]`` for a freshly initialised network (seed ``--seed``). The inputs are
 preprocessed as in training: colour images standardised with the per-channel statistics the
 checkpoint stores (those of the run's own, possibly ``--limit-train``-ed, training set),
-N-MNIST recordings binned into T frames.
+N-MNIST recordings binned into T frames. The samples and input spikes are those of
+``python -m minisnn.train --eval-only``: ``--limit N`` takes the subset ``--limit-test N`` takes,
+with the run's seed, and the Poisson draws are the run's evaluation's, so at the same T and
+batch size both report the same accuracy.
 
 The last line printed is one JSON object::
 
@@ -23,6 +26,7 @@ caveats in :mod:`minisnn.energy`). Per inference (one sample).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import errno
 import json
@@ -35,7 +39,7 @@ from pathlib import Path
 from .backend import parse_device
 from .config import thesis_preset
 from .data.registry import DATA_ROOT_RULE
-from .runs import GPU_HINT, error_text
+from .runs import device_error_text, error_text
 
 SWEEP_T = (10, 20, 35, 50, 70, 100, 120)
 # the exit codes of python -m minisnn.train with the same meanings
@@ -85,13 +89,13 @@ def load_network(spec, backend=None, seed=0, time_chunk=10):
         parts = str(spec).split(":")
         if len(parts) not in (2, 3) or not parts[1]:
             raise UsageError(f"{spec}: write init:<model> or init:<model>:<dataset>")
-        config, weights, extra = {"model": parts[1]}, None, {}
+        config, weights, extra, epoch = {"model": parts[1]}, None, {}, 0
         if len(parts) == 3:
             config["dataset"] = parts[2]
     else:
         from .checkpoint import load
         ckpt = load(spec)
-        config, weights, extra = ckpt.config, ckpt.weights, ckpt.extra
+        config, weights, extra, epoch = ckpt.config, ckpt.weights, ckpt.extra, ckpt.epoch
         if not isinstance(config, dict) or not isinstance(extra, dict):
             raise UsageError(f"{spec}: the checkpoint's configuration is not a mapping")
     model = config.get("model")
@@ -120,7 +124,7 @@ def load_network(spec, backend=None, seed=0, time_chunk=10):
                          f"({type(exc).__name__}: {exc})") from exc
     return net, {"model": model, "dataset": dataset, "T": T, "input_scale": scale,
                  "width": width, "config": config, "data_dir": config.get("data_dir"),
-                 "trained": weights is not None, "standardize": extra.get("standardize")}
+                 "trained": weights is not None, "standardize": extra.get("standardize"), "epoch": epoch}
 
 
 def preprocessing(info, data_dir):
@@ -143,12 +147,14 @@ def preprocessing(info, data_dir):
         raise UsageError(f"the checkpoint's input standardisation is unusable ({exc})") from exc
 
 
-def analyse(net, info, images, labels, T, batch_size=64, seed=0, transform=None, progress=None):
+def analyse(net, info, images, labels, T, batch_size=64, seed=0, transform=None, progress=None, split="test"):
     """Run ``net`` over the samples at ``T`` steps: :func:`minisnn.energy.measure`'s report.
 
     ``images`` are uint8 arrays (N-MNIST: recordings, binned into ``T`` frames here);
     ``transform`` comes after the [0, 1] scaling (:func:`preprocessing`); ``progress``
-    wraps the batch iterator (e.g. a tqdm bar)."""
+    wraps the batch iterator (e.g. a tqdm bar). The input spikes are those of the training
+    run's evaluation of ``split`` after the checkpoint's last epoch (``--eval-only``): batch b
+    uses the key (seed, "eval", split, epoch - 1, b)."""
     from .data import DATASETS, BatchIterator, EventFrames
     from .energy import measure
 
@@ -160,7 +166,8 @@ def analyse(net, info, images, labels, T, batch_size=64, seed=0, transform=None,
         batches = ((net.xp.ascontiguousarray(x.transpose(1, 0, 2, 3, 4)), y) for x, y in batches)
     if progress is not None:
         batches = progress(batches, total=len(iterator))
-    report = measure(net, batches, T, seed=seed, model=info["model"])
+    report = measure(net, batches, T, model=info["model"],
+                     rng_key=(seed, "eval", split, max(info.get("epoch", 0) - 1, 0)))
     report["dataset"] = info["dataset"]
     return report
 
@@ -176,18 +183,19 @@ def plot_report(report, out):
     from .plotting import plot_operations, plot_sweep
 
     rates = report["spike_rate"]
+    what = f"{report['model']} on {report['dataset']} ({report['samples']} {report.get('split', 'test')} samples, T={report['T']})"
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.bar(list(rates), [100 * r for r in rates.values()], color="tab:blue")
     ax.set_ylabel("spikes per neuron per step (%)")
-    ax.set_title(f"{report['model']}: spike rates, T={report['T']}")
+    ax.set_title(f"spike rates: {what}", fontsize=10)
     ax.tick_params(axis="x", rotation=45)
     fig.tight_layout()
     fig.savefig(out / "rates.png", dpi=120)
     plt.close(fig)
 
     plot_operations(report["layers"], out / "operations.png",
-                    f"{report['model']}, T={report['T']}: operations per inference; energy SNN "
-                    f"{report['energy_snn_j'] * 1e6:.3g} uJ, ANN {report['energy_ann_j'] * 1e6:.3g} uJ (45 nm)")
+                    f"operations per inference: {what}\nenergy SNN {report['energy_snn_j'] * 1e6:.3g} uJ, "
+                    f"ANN {report['energy_ann_j'] * 1e6:.3g} uJ (45 nm)")
     if report.get("sweep"):
         plot_sweep(report["sweep"], report["samples"], out / "sweep.png",
                    f"{report['model']} on {report['dataset']}: accuracy and energy against T")
@@ -233,7 +241,8 @@ def parser():
                         "if it still exists, else the data root: " + DATA_ROOT_RULE + ")")
     p.add_argument("--split", default="test", help="dataset split to analyse (default: test)")
     p.add_argument("--limit", metavar="N", type=lambda s: _count(s, 0), default=1000,
-                   help="analyse a seeded subset of N samples; 0 = the whole split "
+                   help="analyse a seeded subset of N samples, the one --limit-train / "
+                        "--limit-test N of python -m minisnn.train takes; 0 = the whole split "
                         "(default: 1000)")
     p.add_argument("--timesteps", "-T", metavar="T", type=lambda s: _count(s, 1), default=None,
                    help="time steps of the analysis (default: the checkpoint's, else the "
@@ -246,14 +255,15 @@ def parser():
     p.add_argument("--out", metavar="DIR", default=None,
                    help="output folder (default: a new folder next to the checkpoint, "
                         "analyze-<checkpoint name>-<date>-<time>; runs/analyze-init-... for init:)")
-    p.add_argument("--batch-size", metavar="N", type=lambda s: _count(s, 1), default=64,
-                   help="samples per forward pass (default: 64)")
+    p.add_argument("--batch-size", metavar="N", type=lambda s: _count(s, 1), default=None,
+                   help="samples per forward pass (default: the run's --eval-batch-size, else 64; "
+                        "the input spikes are drawn per batch, so this size is part of the result)")
     p.add_argument("--device", default="cpu", type=_device,
                    help="where to run the network: cpu, gpu (or cuda: GPU 0), gpu:N (or cuda:N: "
                         "GPU N) (default: cpu)")
-    p.add_argument("--seed", metavar="N", type=int, default=0,
+    p.add_argument("--seed", metavar="N", type=int, default=None,
                    help="seed of the sample subset, the Poisson encoding and init: weights "
-                        "(default: 0)")
+                        "(default: the run's --seed, else 0)")
     p.add_argument("--no-plots", action="store_true",
                    help="write analysis.json only, no PNG plots (default: plots are written)")
     p.add_argument("--quiet", action="store_true",
@@ -305,30 +315,31 @@ def main(argv=None):
 
 
 def run(args):
-    from tqdm.auto import tqdm
-
     from .backend import Backend, DeviceError
     from .checkpoint import CheckpointError
-    from .data import DatasetError, load, subset
+    from .data import DatasetError, load
+    from .data.pipeline import split_subset
     from .data.registry import check_split
-    from .energy import format_table
 
     try:
         backend = Backend(args.device)
-        net, info = load_network(args.checkpoint, backend, seed=args.seed)
+        net, info = load_network(args.checkpoint, backend, seed=args.seed or 0)
+        seed = args.seed if args.seed is not None else int(info["config"].get("seed", 0))
+        batch_size = args.batch_size or int(info["config"].get("eval_batch_size", 64))
         split = check_split(info["dataset"], args.split)
         data_dir = args.data_dir
         if data_dir is None and info["data_dir"] and Path(info["data_dir"]).exists():
             data_dir = info["data_dir"]                  # where the training run read its data
         images, labels = load(info["dataset"], split, data_dir, progress=not args.quiet)
-        images, labels = subset(images, labels, args.limit or None, seed=args.seed)
+        images, labels = split_subset(images, labels, split, args.limit or None, seed)
         transform = preprocessing(info, data_dir)
     except DeviceError as exc:
-        return _fail(f"{exc}\n{GPU_HINT}")
+        return _fail(device_error_text(exc))
     except (CheckpointError, DatasetError, UsageError) as exc:
         return _fail(exc)
     T = args.timesteps or info["T"] or thesis_preset(info["model"], info["dataset"])["timesteps"]
     out = Path(args.out) if args.out else default_out(args.checkpoint)
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         if not os.access(out, os.W_OK):
@@ -336,6 +347,19 @@ def run(args):
     except OSError as exc:
         return _fail(f"cannot write the analysis to {out}/ ({exc.strerror or exc}); "
                      "choose another folder with --out", EXIT_OUTPUT)
+    try:
+        return _analyse_and_write(args, net, info, split, images, labels, transform, T, seed, batch_size, out)
+    except (KeyboardInterrupt, _Terminated):
+        if created:                                  # stopped before writing: leave no empty folder
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+
+
+def _analyse_and_write(args, net, info, split, images, labels, transform, T, seed, batch_size, out):
+    from tqdm.auto import tqdm
+
+    from .energy import format_table
 
     def progress(label):
         return lambda batches, total: tqdm(batches, total=total, desc=label, unit="batch",
@@ -343,15 +367,13 @@ def run(args):
 
     print(f"analysing {info['model']} on {info['dataset']} {split}: {len(labels)} samples, "
           f"T={T}, output {out}/", flush=True)
-    report = analyse(net, info, images, labels, T, args.batch_size, args.seed, transform,
-                     progress(f"T={T}"))
+    report = analyse(net, info, images, labels, T, batch_size, seed, transform, progress(f"T={T}"), split)
     print(format_table(report), flush=True)
     if args.sweep:
         sweep = []
         for i, t in enumerate(args.sweep_steps, 1):
-            r = report if t == T else analyse(net, info, images, labels, t, args.batch_size,
-                                              args.seed, transform,
-                                              progress(f"sweep {i}/{len(args.sweep_steps)} T={t}"))
+            r = report if t == T else analyse(net, info, images, labels, t, batch_size, seed, transform,
+                                              progress(f"sweep {i}/{len(args.sweep_steps)} T={t}"), split)
             sweep.append({"T": t, "accuracy": r["accuracy"], "sops": r["sops"],
                           "energy_snn_j": r["energy_snn_j"], "spike_rate": r["spike_rate"]})
             print(f"sweep {i}/{len(args.sweep_steps)} T={t:4d}: accuracy "

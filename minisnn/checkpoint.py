@@ -1,7 +1,10 @@
 """Checkpoints in HDF5: everything a run needs to continue bit for bit, written atomically.
 
-Layout of a checkpoint file (format ``minisnn-checkpoint``, version 1)::
+Layout of a checkpoint file (format ``minisnn-checkpoint``, version 2)::
 
+    bytes 0-511            the header: b"minisnn-checkpoint sha256 ", the sha256 of every byte
+                           after the header (64 hex digits), b"\\n", zeros (HDF5's "user block",
+                           which HDF5 skips: h5py and h5dump read the file as usual)
     /                      attrs: format = "minisnn-checkpoint", format_version = 1,
                                   minisnn_version, created (ISO time),
                                   epoch (completed epochs), config (JSON),
@@ -26,28 +29,41 @@ A run started from another checkpoint's weights (``--init-from``) keeps that che
 sha256 and epoch in ``extra["init_from"]`` (for an ANN converted into a spiking run, also the
 conversion's settings and scales, :mod:`minisnn.hybrid`).
 
-Atomic write (:func:`save`): the file is written under a unique temporary name in the
-destination folder, fsync'ed, renamed over the destination with :func:`os.replace` and the
-folder is fsync'ed (:func:`minisnn.fileio.atomic_path`). A process killed at any moment leaves
-either the previous complete file or the new complete file, never a partial one. Arrays that
-are not all finite are never written, and :func:`load` refuses them.
+Atomic write (:func:`save`): HDF5 builds the file in memory; its bytes are then written under a
+unique temporary name in the destination folder, fsync'ed, renamed over the destination with
+:func:`os.replace` and the folder is fsync'ed (:func:`minisnn.fileio.atomic_write_bytes`). A
+process killed at any moment leaves either the previous complete file or the new complete file,
+never a partial one, and a full disk is one plain OSError (HDF5 never writes to the disk itself).
+Arrays that are not all finite are never written, and :func:`load` refuses them.
+
+Bounded reading (:func:`load`): a damaged byte in HDF5's own metadata can make the HDF5 library
+loop forever or crash, so HDF5 never parses a file that has not been checked first. A version-2
+file is checked against the sha256 in its header; a version-1 file (no header) is parsed once in
+a child process with a time limit before it is parsed here.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
 import json
+import io
 import math
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_path
+from .fileio import atomic_write_bytes
 
 FORMAT = "minisnn-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_HEADER_SIZE = 512                       # HDF5's smallest user block
+_HEADER_MAGIC = b"minisnn-checkpoint sha256 "
+_LEGACY_SECONDS = 30.0                   # time limit of the child parsing a version-1 file, plus 1 s per 20 MB
 _BUFFERS = ("momentum", "m", "v")        # SGD momentum; Adam first and second moments
 
 
@@ -168,6 +184,12 @@ def _digest(h5):
     return h.hexdigest()
 
 
+def _header(body):
+    """The 512-byte header of a version-2 file whose bytes after the header are ``body``."""
+    line = _HEADER_MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n"
+    return line.ljust(_HEADER_SIZE, b"\0")
+
+
 def _write_array(group, name, value):
     """One dataset with its fletcher32 sum, stored as a single chunk: HDF5's own chunk shape would
     pad a 3x3 kernel to 4x4 and store 1.8x its bytes."""
@@ -220,8 +242,11 @@ def save(path, ckpt: Checkpoint):
     check_finite(ckpt)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w", libver="latest") as h5:   # checksummed metadata
+    image = io.BytesIO()
+    with h5py.File(image, "w", libver="latest", userblock_size=_HEADER_SIZE) as h5:   # checksummed metadata
         _write(h5, ckpt)
+    body = image.getbuffer()[_HEADER_SIZE:]
+    atomic_write_bytes(path, _header(body) + body)
     return path
 
 
@@ -269,7 +294,8 @@ def _number(attrs, key, path, kind, low=None):
 
 
 def _array(ds, path, name, file_size):
-    """Read one dataset: a real floating type, no larger than the file could hold."""
+    """Read one dataset: a real floating type with its fletcher32 checksum, no larger than the
+    file could hold."""
     import h5py
 
     if not isinstance(ds, h5py.Dataset):
@@ -279,37 +305,51 @@ def _array(ds, path, name, file_size):
     if ds.size * ds.dtype.itemsize > file_size:
         raise CheckpointError(f"{path}: {name} declares {ds.shape} values, more than the "
                               f"{file_size}-byte file holds; the file is corrupt")
+    if not ds.fletcher32:
+        raise CheckpointError(f"{path}: {name} is stored without its fletcher32 checksum; the file was "
+                              "edited or not written by minisnn")
     return ds[()]
 
 
 def load(path) -> Checkpoint:
     """Read a checkpoint written by :func:`save`; every problem raises :class:`CheckpointError`.
 
-    Checked: the file is a regular file with the HDF5 signature that HDF5 can read (a truncated
-    file fails here); the ``format`` marker and ``format_version`` are ours; the signed
-    attributes match their digest and every array its fletcher32 checksum (checkpoints written
-    before both existed skip these two); counters and rates are in range; arrays are float32 or
-    float64, no larger than the file, finite, and each optimiser buffer matches its weight.
+    Checked before HDF5 parses the file: it is a regular file; a version-2 file matches the
+    sha256 in its header (any changed, missing or added byte is refused), a version-1 file is
+    parsed within a time limit in a child process. Then: the ``format`` marker and
+    ``format_version`` are ours; the signed attributes match their ``digest`` and every array
+    carries and matches its fletcher32 checksum; counters and rates are in range; arrays are
+    float32 or float64, no larger than the file, finite; every optimiser buffer matches its
+    weight, and every buffer the optimiser keeps is there for every weight.
     """
-    import h5py
-
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint file not found")
     if not path.is_file():
         raise CheckpointError(f"{path}: not a regular file")
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    if head != _HDF5_SIGNATURE:
-        raise CheckpointError(f"{path}: not an HDF5 file (wrong signature); not a minisnn checkpoint")
-    file_size = path.stat().st_size
+    data = path.read_bytes()
+    if data.startswith(_HEADER_MAGIC):
+        if len(data) < _HEADER_SIZE or data[:_HEADER_SIZE] != _header(memoryview(data)[_HEADER_SIZE:]):
+            raise CheckpointError(f"{path}: the file does not match the sha256 in its header: the file is truncated "
+                                  "or corrupt, or was edited")
+        return _parse(data, path, sealed=True)
+    if data.startswith(_HDF5_SIGNATURE):
+        _parse_in_child(data, path)
+        return _parse(data, path, sealed=False)
+    raise CheckpointError(f"{path}: not an HDF5 file (wrong signature, no minisnn header); not a minisnn checkpoint")
+
+
+def _parse(data, path, sealed):
+    """The checkpoint in the bytes ``data`` of the file ``path``, checked."""
+    import h5py
+
     try:
-        h5 = h5py.File(path, "r")
+        h5 = h5py.File(io.BytesIO(data), "r")
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: cannot open as HDF5, the file is truncated or corrupt ({exc})") from exc
     try:
         with h5:
-            ckpt = _read(h5, path, file_size)
+            ckpt = _read(h5, path, len(data), sealed)
     except CheckpointError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, RecursionError) as exc:
@@ -322,20 +362,55 @@ def load(path) -> Checkpoint:
     return ckpt
 
 
-def _read(h5, path, file_size):
+def _parse_in_child(data, path):
+    """Parse a version-1 file (no header checksum) in a child process killed after a time limit:
+    damaged HDF5 metadata can hang or crash the HDF5 library, which no signal interrupts."""
+    limit = _LEGACY_SECONDS + len(data) / 20e6
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    try:
+        child = subprocess.run([sys.executable, "-c", "import minisnn.checkpoint as c; c._child_main()", str(path)],
+                               input=data, capture_output=True, timeout=limit, env=env)
+    except subprocess.TimeoutExpired:
+        raise CheckpointError(f"{path}: HDF5 did not finish reading the file in {limit:.0f} s; its metadata is "
+                              "corrupt") from None
+    if child.returncode == 0:
+        return
+    said = child.stderr.decode(errors="replace").strip().splitlines()
+    if child.returncode == 3 and said:
+        raise CheckpointError(said[-1])
+    raise CheckpointError(f"{path}: HDF5 failed reading the file (exit status {child.returncode}); it is corrupt")
+
+
+def _child_main():
+    """The child of :func:`_parse_in_child`: parse the bytes on stdin; exit 3 with the message."""
+    try:
+        _parse(sys.stdin.buffer.read(), sys.argv[1], sealed=False)
+    except CheckpointError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(3)
+
+
+def _read(h5, path, file_size, sealed):
     import h5py
 
     marker = _str_attr(h5.attrs, "format")
     if marker != FORMAT:
         raise CheckpointError(f"{path}: not a minisnn checkpoint (format marker {marker!r}, expected {FORMAT!r})")
     version = _number(h5.attrs, "format_version", path, int)
-    if version != FORMAT_VERSION:
+    if version not in (1, FORMAT_VERSION):
         raise CheckpointError(f"{path}: checkpoint format version {version} is not supported "
-                              f"(this minisnn reads version {FORMAT_VERSION})")
+                              f"(this minisnn reads versions 1 and {FORMAT_VERSION})")
+    if (version == FORMAT_VERSION) != sealed:
+        raise CheckpointError(f"{path}: a version-{version} checkpoint " + ("with" if sealed else "without")
+                              + " a minisnn header; the file was edited or not written by minisnn")
     for group in ("weights", "optimizer", "scheduler"):
         if group not in h5 or not isinstance(h5[group], h5py.Group):
             raise CheckpointError(f"{path}: checkpoint lacks the /{group} group (incomplete file)")
-    if "digest" in h5.attrs and _str_attr(h5.attrs, "digest") != _digest(h5):
+    if "digest" not in h5.attrs:
+        raise CheckpointError(f"{path}: checkpoint lacks the 'digest' attribute that signs its attributes; "
+                              "the file was edited or not written by minisnn")
+    if _str_attr(h5.attrs, "digest") != _digest(h5):
         raise CheckpointError(f"{path}: the checkpoint's attributes do not match their checksum; the file is corrupt")
     if len(h5["weights"]) == 0:
         raise CheckpointError(f"{path}: checkpoint holds no weights")
@@ -361,6 +436,7 @@ def _read(h5, path, file_size):
     optimizer = {"type": kind, "lr": _number(opt.attrs, "lr", path, float, 0.0),
                  "steps": _number(opt.attrs, "steps", path, int, 0),
                  "hyper": _attr_json(opt, "hyper", path, dict, default={}), "buffers": buffers}
+    _check_complete(optimizer, weights, path)
     sched = h5["scheduler"].attrs
     milestones = np.atleast_1d(sched.get("milestones", np.zeros(0, np.int64)))
     if milestones.dtype.kind not in "iu" or milestones.ndim != 1 or (milestones < 0).any():
@@ -380,6 +456,20 @@ def _read(h5, path, file_size):
         history=_attr_json(h5, "history", path, list, default=[]),
         extra=_attr_json(h5, "extra", path, dict, default={}), format_version=version,
         minisnn_version=str(_str_attr(h5.attrs, "minisnn_version") or ""), path=str(path))
+
+
+def _check_complete(optimizer, weights, path):
+    """After a first step, SGD with momentum keeps a ``momentum`` buffer and Adam ``m`` and ``v``
+    for every weight: a checkpoint missing one would resume with it silently reset."""
+    if optimizer["steps"] == 0:
+        return
+    needed = ("m", "v") if optimizer["type"] == "adam" else ("momentum",) if optimizer["hyper"].get("momentum") else ()
+    for buffer in needed:
+        missing = sorted(set(weights) - set(optimizer["buffers"].get(buffer, {})))
+        if missing:
+            raise CheckpointError(f"{path}: the {optimizer['type']} optimiser state lacks {buffer}/{missing[0]}"
+                                  f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}; the file is "
+                                  "incomplete and cannot resume exactly")
 
 
 def _is_number(value, low=0):

@@ -49,6 +49,7 @@ _NONNEG = (lambda v: v >= 0, ">= 0")
 _AT_LEAST_1 = (lambda v: v >= 1, ">= 1")
 _FRACTION = (lambda v: 0 <= v < 1, "in [0, 1)")
 _EPOCHS = (lambda v: all(m >= 0 for m in v), "epochs >= 0")
+_SEED = (lambda v: 0 <= v < 2 ** 63, "in 0..2**63-1 (9223372036854775807)")   # larger seeds would wrap around
 
 
 def _is_device(value):
@@ -127,7 +128,7 @@ KNOBS = {k.name: k for k in [
     K("device", "cpu", "cpu (NumPy), or gpu / cuda (CuPy on GPU 0), gpu:N / cuda:N (GPU N)",
       rule=_DEVICE, experiment=False, group="run"),
     K("dtype", "float32", "floating point type", choices=("float32", "float64"), group="run"),
-    K("seed", 0, "seed of weights, data order, encoding and dropout", int, group="run"),
+    K("seed", 0, "seed of weights, data order, encoding and dropout (0 to 2**63-1)", int, rule=_SEED, group="run"),
     K("threads", None, "CPU worker threads, each simulating a slice of the batch (default: every "
       "core; use 1 per run when several runs share the machine)", int, rule=_AT_LEAST_1, optional=True,
       experiment=False, group="run"),

@@ -257,14 +257,15 @@ def _event_scales(net):
     return scales
 
 
-def measure(net, batches, T, seed=0, model=None):
+def measure(net, batches, T, seed=0, model=None, rng_key=None):
     """Run ``net`` over ``batches`` of (x, labels) device arrays (images, rate-coded by the
-    network's encoder, or frames (T, B, ...)) and return :func:`activity_report`."""
+    network's encoder, or frames (T, B, ...)) and return :func:`activity_report`. Batch ``i``
+    draws its input spikes with the key ``(*rng_key, i)``, by default ``(seed, "energy", i)``."""
     meter = ActivityMeter(net)
+    rng_key = (seed, "energy") if rng_key is None else tuple(rng_key)
     with meter:
         for i, (x, y) in enumerate(batches):
-            out = net.forward(x, None if x.ndim == len(net.input_shape) + 2 else T,
-                              rng_key=(seed, "energy", i))
+            out = net.forward(x, None if x.ndim == len(net.input_shape) + 2 else T, rng_key=(*rng_key, i))
             meter.after_batch(out, y)
     return meter.report(model)
 

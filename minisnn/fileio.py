@@ -51,7 +51,20 @@ def atomic_path(path):
         raise
 
 
+def write_file(path, data):
+    """Write ``data`` (bytes) to the new file ``path``: the one place where a run's files
+    (checkpoints, metrics, history, figures) meet the disk, so a full disk raises one plain
+    OSError here and nowhere else."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        write_file(tmp, data)
+
+
 def atomic_write_text(path, text):
     """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_path`)."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -12,9 +12,11 @@
 """
 from __future__ import annotations
 
+import io
 import math
-import os
 from pathlib import Path
+
+from .fileio import atomic_write_bytes
 
 
 def _figure(size):
@@ -27,10 +29,11 @@ def _figure(size):
 
 
 def _save(fig, path):
+    """Render ``fig`` as PNG in memory, then write it atomically (a full disk: one OSError)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100, format="png")
-    os.replace(tmp, path)
+    image = io.BytesIO()
+    fig.savefig(image, dpi=100, format="png")
+    atomic_write_bytes(path, image.getvalue())
     return path
 
 
@@ -76,8 +79,15 @@ def plot_curves(history, path, title=None):
     ax_loss.set_ylabel(r"loss per sample, $\frac{1}{2}\sum_j e_j^2$")
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("accuracy (%)")
+    epochs = [row["epoch"] for row in history]
     for ax in (ax_loss, ax_acc):
-        _epoch_axis(ax, [row["epoch"] for row in history])
+        _epoch_axis(ax, epochs)
+    if len(set(epochs)) == 1:           # one point per split: full scales, and say so
+        ax_loss.set_ylim(bottom=0)
+        ax_acc.set_ylim(0, 100)
+        for ax in (ax_loss, ax_acc):
+            ax.text(0.5, 0.5, "one epoch so far: one point per split;\nthe curves grow with the epochs",
+                    transform=ax.transAxes, ha="center", va="center", color="gray", fontsize=9)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -111,14 +121,16 @@ def plot_sweep(sweep, samples, path, title=None):
     ts = [s["T"] for s in sweep]
     acc = [100.0 * s["accuracy"] for s in sweep]
     err = [196.0 * math.sqrt(max(s["accuracy"] * (1 - s["accuracy"]), 1e-12) / samples) for s in sweep]
-    ax_acc.errorbar(ts, acc, yerr=err, fmt="o-", capsize=3)
+    ax_acc.errorbar(ts, acc, yerr=err, fmt="o-", capsize=3,
+                    label=f"error bars: 95 % binomial interval\nof an accuracy on {samples} images")
+    ax_acc.legend(loc="lower right", fontsize=8)
     ax_acc.set_ylim(0, 100)
     ax_acc.set_xlabel("time steps T")
     ax_acc.set_ylabel(f"test accuracy (%), {samples} images")
     ax_energy.plot(ts, [s["energy_snn_j"] * 1e6 for s in sweep], "s-", color="tab:red")
     ax_energy.set_ylim(bottom=0)
     ax_energy.set_xlabel("time steps T")
-    ax_energy.set_ylabel(r"energy per inference ($\mu$J, 45 nm)")
+    ax_energy.set_ylabel("energy per inference (uJ, 45 nm)")
     for ax in (ax_acc, ax_energy):
         ax.grid(alpha=0.3)
     if title:

@@ -1,10 +1,9 @@
 """``minisnn.load(path)``: a trained network from a checkpoint, with its preprocessing, ready to use.
 
     import minisnn
-    from minisnn.data import load as load_data
 
     model = minisnn.load("runs/lenet5_mnist/checkpoint.h5")     # or best.h5
-    images, labels = load_data("mnist", "test")                 # uint8 (N, C, H, W)
+    images, labels = model.load_data("test")                    # uint8 (N, C, H, W), from the run's data folder
     print(model.accuracy(images, labels))
     print(model.predict(images[:8]))                            # class indices
 
@@ -13,6 +12,8 @@ time steps and encoding scale; a colour run also stores the training set's per-c
 statistics, so inputs are standardised exactly as in training.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -52,6 +53,17 @@ class Pretrained:
     def predict(self, images, batch_size=256, seed=0):
         """Class indices (N,) int64."""
         return self.scores(images, batch_size, seed).argmax(axis=1)
+
+    def load_data(self, split="test", data_dir=None):
+        """``(images, labels)`` of ``split`` of the network's dataset (:func:`minisnn.data.load`),
+        from ``data_dir``, else the folder its training run read (``--data-dir``) while it still
+        exists, else the data root."""
+        from .data import load as load_data
+
+        stored = self.config.get("data_dir")
+        if data_dir is None and stored and Path(stored).exists():
+            data_dir = stored
+        return load_data(self.dataset, split, data_dir)
 
     def accuracy(self, images, labels, batch_size=256, seed=0):
         """Fraction of ``images`` classified as ``labels``."""

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .backend import blas_threads
 
 ALL = slice(None)
+THREAD_PREFIX = "minisnn"
 
 
 class Runner:
@@ -60,7 +61,7 @@ class Runner:
             function(spikes, ALL)
             return
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="minisnn")
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix=THREAD_PREFIX)
         self._tally = _Tally(len(splits))        # one job per thread, all at once: they can meet
         self._running = [self._executor.submit(self._tally.run, function, spikes[:, rows], rows)
                          for rows in splits]
@@ -85,7 +86,10 @@ class Runner:
         """Stop the worker threads (a later ``submit`` starts new ones)."""
         self._running = []
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
+            # the last reference to a network can go away in one of its own workers (a chunk still
+            # running when Ctrl-C unwound the caller): a thread cannot wait for itself to end
+            in_worker = threading.current_thread().name.startswith(THREAD_PREFIX)
+            self._executor.shutdown(wait=not in_worker)
             self._executor = None
 
     def __enter__(self):

@@ -82,8 +82,9 @@ def progress_bar(total, desc, quiet):
                 mininterval=0.5 if sys.stderr.isatty() else 30.0)
 
 
-#: What the command lines add to the library's message when the GPU cannot be used.
-GPU_HINT = "--device cpu runs on the CPU instead"
+def device_error_text(exc):
+    """A DeviceError's message for the command lines: its advice to use the CPU names the flag."""
+    return str(exc).replace("device 'cpu'", "--device cpu")
 
 
 def error_text(prog, message):
@@ -98,6 +99,8 @@ def duration(seconds):
     if seconds is None:
         return "?"
     seconds = int(seconds)
+    if seconds < 1:
+        return "under a second"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
@@ -133,6 +136,7 @@ class RunFolder:
     def __init__(self, path):
         self.path = Path(path)
         self._lock = None
+        self._created = False
 
     def __truediv__(self, name):
         return self.path / name
@@ -143,6 +147,7 @@ class RunFolder:
     def open(self, *, fresh=False, overwrite=False):
         """Create and lock the folder and remove temporary files that killed runs left. ``fresh``
         (a new run): refuse a folder holding a run unless ``overwrite``, which deletes its files."""
+        self._created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.path / ".lock", "a+")
         try:
@@ -171,6 +176,13 @@ class RunFolder:
                     (self.path / name).unlink()
         return self
 
+    def discard(self):
+        """Remove the folder again if :meth:`open` created it and nothing but the lock is in it."""
+        if self._created and [p.name for p in self.path.iterdir()] == [".lock"]:
+            self._lock.close()
+            (self.path / ".lock").unlink()
+            self.path.rmdir()
+
     def write(self, metrics, plot=True):
         """metrics.json, history.csv and (``plot``) curves.png of the run so far."""
         # epochs reloaded from a checkpoint come back with sorted keys: one order for every row
@@ -187,6 +199,8 @@ class RunFolder:
             try:
                 plot_curves(metrics["epochs"], self.path / "curves.png",
                             title=f"{metrics['config']['model']} on {metrics['config']['dataset']}")
+            except OSError:           # disk full, read-only: as for any other file of the run
+                raise
             except Exception as exc:  # a figure must not end a training run
                 print(f"warning: could not draw curves.png ({exc})", file=sys.stderr)
 

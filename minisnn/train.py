@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .data.pipeline import batches
-from .runs import GPU_HINT, SIGNALS, Interrupted, Meter, duration, error_text, progress_bar
+from .runs import SIGNALS, Interrupted, Meter, duration, device_error_text, error_text, progress_bar
 
 #: Exit status of every way a run ends (also in --help).
 EXIT_STATUS = {
@@ -36,8 +36,8 @@ EXIT_STATUS = {
     1: "unexpected error (a bug: the traceback says where)",
     2: "bad input: flag, device, dataset, checkpoint, or a run folder in use or already holding a run",
     3: "weights, optimiser state or loss became NaN/inf (the last good checkpoint is kept)",
-    4: "dead network: no spike reached the output layer during a whole epoch after spikes did in an earlier "
-       "one (the last good checkpoint is kept)",
+    4: "dead network: no spike reached the output layer during a whole epoch, from the start or after spikes "
+       "did in an earlier one (the last good checkpoint is kept)",
     5: "cannot write the run folder: disk full, read-only, ... (the last good checkpoint is kept)",
     130: "interrupted by SIGINT (Ctrl-C): during training a resumable checkpoint is saved and the resume command "
          "printed (before training starts nothing is saved)",
@@ -149,9 +149,10 @@ def evaluate(net, iterator, config, split, epoch, frames, quiet=False, cluster=N
     return {**meter.result(), "seconds": time.perf_counter() - start}
 
 
-def _output_input(rates):
-    """Spike rate of the layer feeding the output layer (the last spiking layer), None if unknown."""
-    return list(rates.values())[-1] if rates else None
+def _output_input(rates, net):
+    """Spike rate of the layer feeding the output layer (the network's last spiking layer), looked
+    up by name: a resumed run's history holds the rates with their names sorted."""
+    return rates.get(net.neuron_layers()[-1].name) if rates else None
 
 
 def check_finite_state(net, opt, where):
@@ -262,12 +263,13 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
                 tell_timing(meter.seen, epoch)
             net.backend.synchronize()
             train = meter.result()
-            if _output_input(train["spike_rates"]) == 0:
-                if any(_output_input(r.get("spike_rates", {}).get("train", {})) for r in history):
+            if _output_input(train["spike_rates"], net) == 0:
+                if any(_output_input(r.get("spike_rates", {}).get("train", {}), net) for r in history):
                     raise Stop(f"no spike reached the output layer during epoch {epoch + 1} though spikes did before "
                                f"(lr {opt.lr:g}): the network died and cannot learn; lower --lr", EXIT_DEAD)
-                print(f"warning: no spike reached the output layer during epoch {epoch + 1}: the network is silent "
-                      "and cannot learn; raise --timesteps, --encoding-scale or --width", file=sys.stderr, flush=True)
+                raise Stop(f"no spike reached the output layer during epoch {epoch + 1}: the network is silent from "
+                           "the start and cannot learn; raise --timesteps, --encoding-scale or --width, or lower "
+                           "--dropout", EXIT_DEAD)
             row = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
                    "val_loss": None, "val_accuracy": None, "test_loss": None, "test_accuracy": None,
                    "train_seconds": meter.seconds, "train_images_per_s": train["samples"] / max(meter.seconds, 1e-9),
@@ -307,6 +309,8 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
         on_root(lambda: save_state("interrupted.h5", epoch, partial=asdict(meter)))
         exc.saved = run / "interrupted.h5" if run is not None else None
         raise
+    finally:
+        metrics["wall_seconds"] = time.perf_counter() - clock["start"]
 
 
 # -------------------------------------------------------------------------------------------
@@ -362,13 +366,14 @@ def main(argv=None, callbacks=()):
         except SystemExit as exc:       # argparse: --help (0) or a usage error (2)
             return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
         except DeviceError as exc:
-            return _stop(cluster, EXIT_BAD_INPUT, f"{exc}\n{GPU_HINT}")
+            return _stop(cluster, EXIT_BAD_INPUT, device_error_text(exc))
         except (ConfigError, CheckpointError, DatasetError, RunFolderError, DistributedError) as exc:
             return _stop(cluster, EXIT_BAD_INPUT, exc)
         except (Stop, Agreed) as exc:
             return _stop(cluster, exc.status, exc, shared=isinstance(exc, Agreed))
         except Interrupted as exc:
-            print(f"minisnn.train: {exc} received before training started; nothing to resume", file=sys.stderr)
+            print(f"minisnn.train: {exc} received {getattr(exc, 'when', 'before training started; nothing to resume')}",
+                  file=sys.stderr)
             return 128 + exc.signum
         except Exception:
             if not cluster.collective:
@@ -442,7 +447,7 @@ def _main(given, callbacks, cluster):
     if "out" in given:                                                                     # the run folder
         out = Path(given["out"])
     elif ckpt is not None:
-        out = Path(ckpt.path).resolve().parent / ("eval" if mode == "eval" else "")
+        out = Path(ckpt.path).parent / ("eval" if mode == "eval" else "")
     else:
         out = Path(cluster.on_root(lambda: f"runs/{config['model']}_{config['dataset']}_{_dt.datetime.now():%Y%m%d-%H%M%S}"))
     run = None                                                      # rank 0 alone holds the run folder
@@ -469,7 +474,13 @@ def _main(given, callbacks, cluster):
         metrics["distributed"] = cluster.describe()
     cluster.start()                                                 # every process is ready
     if mode == "eval":
-        return _eval_only(net, data, config, ckpt, run, out, metrics, quiet, cluster)
+        try:
+            return _eval_only(net, data, config, ckpt, run, out, metrics, quiet, cluster)
+        except Interrupted as exc:
+            if run is not None:
+                run.discard()
+            exc.when = "during the evaluation; it was stopped and nothing was written"
+            raise
 
     history = list(ckpt.history) if ckpt is not None else []
     metrics.update(resumed_from=ckpt.path if ckpt else None, init_from=init_from, status="running",

@@ -13,7 +13,7 @@ from minisnn.data import Standardize, channel_stats, load
 from test_data_formats import write_cifar, write_mnist, write_nmnist
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--width", 0.1, "--epochs", 1, "--timesteps", 3, "--threads", 1, "--quiet"]
+TINY = ["--width", 0.25, "--epochs", 1, "--timesteps", 8, "--threads", 1, "--quiet"]
 
 
 def _train(tmp, *args):
@@ -79,12 +79,12 @@ def test_default_output_is_a_new_folder_next_to_the_checkpoint():
 def test_sweep_reports_progress_and_writes_next_to_checkpoint(mnist_run, capsys):
     ckpt, data_dir = mnist_run
     status, out, err = _run(capsys, ckpt, "--data-dir", data_dir, "--limit", 8, "--batch-size", 4,
-                            "--sweep", "--sweep-steps", "2,3", "--no-plots")
+                            "--sweep", "--sweep-steps", "2,8", "--no-plots")
     assert status == 0, err
-    assert "T=3:" in err and "sweep 1/2 T=2:" in err      # progress bars (T=3 is measured once)
-    assert "sweep 1/2 T=   2: accuracy" in out and "sweep 2/2 T=   3: accuracy" in out
+    assert "T=8:" in err and "sweep 1/2 T=2:" in err      # progress bars (T=8 is measured once)
+    assert "sweep 1/2 T=   2: accuracy" in out and "sweep 2/2 T=   8: accuracy" in out
     report = json.loads(out.strip().splitlines()[-1])
-    assert report["T"] == 3 and report["samples"] == 8 and [s["T"] for s in report["sweep"]] == [2, 3]
+    assert report["T"] == 8 and report["samples"] == 8 and [s["T"] for s in report["sweep"]] == [2, 8]
     written = [p for p in ckpt.parent.iterdir() if p.name.startswith("analyze-checkpoint-")]
     assert len(written) == 1 and (written[0] / "analysis.json").is_file()
 
@@ -128,7 +128,7 @@ def test_colour_inputs_use_the_checkpoints_standardisation(cifar_run, tmp_path, 
     net, info = analyze.load_network(str(ckpt))
     images, labels = load("cifar10", "test", data_dir)
     for stats, same in ((stored, True), ({"mean": full[0], "std": full[1]}, False)):
-        expected = analyze.analyse(net, info, images, labels, 3,
+        expected = analyze.analyse(net, info, images, labels, info["T"],
                                    transform=Standardize(stats["mean"], stats["std"]))
         assert (got["spike_rate"] == expected["spike_rate"]) is same
 
@@ -192,7 +192,7 @@ def test_every_gpu_name_reaches_the_backend(monkeypatch, capsys, device):
         runtime=types.SimpleNamespace(getDeviceCount=lambda: 0))))       # CuPy without a GPU
     status, _, err = _run(capsys, "init:lenet5", "--device", device, "--quiet")
     assert status == 2 and err.startswith("minisnn.analyze: error: GPU ")
-    assert err.endswith("\n  --device cpu runs on the CPU instead\n"), err
+    assert err.endswith("use the CPU (--device cpu)\n") and err.count("cpu") == 1, err
 
 
 @pytest.mark.parametrize("flags", [["--limit", "-1"], ["--sweep-steps", "a,b"], ["--sweep-steps", ","],

@@ -118,15 +118,37 @@ def test_hdf5_without_marker(tmp_path):
         C.load(path)
 
 
+def reseal(path, sign=True):
+    """Make a checkpoint edited with h5py consistent again (its attribute digest, ``sign``, and its
+    header checksum): a file whose only fault is the content the edit put there."""
+    if sign:
+        with h5py.File(path, "r+") as h5:
+            h5.attrs["digest"] = C._digest(h5)
+    body = Path(path).read_bytes()[C._HEADER_SIZE:]
+    Path(path).write_bytes(C._header(body) + body)
+    return path
+
+
+def test_an_edited_file_is_refused_before_hdf5_reads_it(tmp_path):
+    path = C.save(tmp_path / "c.h5", _ckpt())
+    with h5py.File(path, "r+") as h5:
+        h5.attrs["epoch"] = 2
+        h5.attrs["digest"] = C._digest(h5)
+    with pytest.raises(C.CheckpointError, match="does not match the sha256 in its header"):
+        C.load(path)
+
+
 def test_wrong_marker_and_version(tmp_path):
     path = C.save(tmp_path / "c.h5", _ckpt())
     with h5py.File(path, "r+") as h5:
         h5.attrs["format"] = "keras"
+    reseal(path)
     with pytest.raises(C.CheckpointError, match="format marker 'keras'"):
         C.load(path)
     path = C.save(tmp_path / "d.h5", _ckpt())
     with h5py.File(path, "r+") as h5:
         h5.attrs["format_version"] = 99
+    reseal(path)
     with pytest.raises(C.CheckpointError, match="version 99"):
         C.load(path)
 
@@ -135,6 +157,7 @@ def test_missing_group(tmp_path):
     path = C.save(tmp_path / "c.h5", _ckpt())
     with h5py.File(path, "r+") as h5:
         del h5["optimizer"]
+    reseal(path, sign=False)
     with pytest.raises(C.CheckpointError, match="/optimizer"):
         C.load(path)
 

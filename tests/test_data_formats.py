@@ -109,7 +109,7 @@ def write_nmnist(folder, split="Train", per_digit=2, seed=0):
         d = folder / split / str(digit)
         d.mkdir(parents=True, exist_ok=True)
         for k in range(per_digit):
-            ev = random_events(rng, int(rng.integers(0, 50)))
+            ev = random_events(rng, int(rng.integers(1, 50)))
             name = f"{digit * 1000 + per_digit - k:05d}.bin"   # names out of creation order
             (d / name).write_bytes(encode_nmnist(*ev))
             truth.append((d / name, digit, ev))
@@ -400,7 +400,11 @@ def test_nmnist_bad_files(tmp_path):
     with pytest.raises(DatasetError, match="not found"):
         data.read_nmnist(tmp_path / "missing.bin")
     p.write_bytes(b"")
-    assert len(data.read_nmnist(p)) == 0
+    with pytest.raises(DatasetError, match=f"{p}: the file is empty"):
+        data.read_nmnist(p)
+    p.write_bytes(encode_nmnist([1, 0], [240, 240], [0, 0], [0, 0]))    # overflow markers only
+    with pytest.raises(DatasetError, match="holds no events"):
+        data.read_nmnist(p)
 
 
 def test_nmnist_load_sorted(tmp_path):

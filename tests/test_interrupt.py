@@ -88,6 +88,7 @@ def test_sigint_from_outside_while_training(mnist, tmp_path):
     assert proc.returncode == 130, stderr
     assert "--resume" in stderr and "Traceback" not in stderr
     assert C.load(out / "interrupted.h5").epoch == 0
+    assert json.loads((out / "metrics.json").read_text())["wall_seconds"] > 0
 
 
 def test_interrupt_before_training_is_one_line(mnist, tmp_path):
@@ -95,7 +96,7 @@ def test_interrupt_before_training_is_one_line(mnist, tmp_path):
             "def load(*a, **k):\n    os.kill(os.getpid(), signal.SIGINT)\n"
             "P.load_run_data = load\nsys.exit(train.main(sys.argv[1:]))\n")
     out = tmp_path / "run"
-    proc = subprocess.run(["python", "-c", code, "--data-dir", str(mnist), "--out", str(out), *map(str, ARGS)],
+    proc = subprocess.run([sys.executable, "-c", code, "--data-dir", str(mnist), "--out", str(out), *map(str, ARGS)],
                           cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 130
     assert "before training started" in proc.stderr and "Traceback" not in proc.stderr
@@ -119,3 +120,41 @@ def test_sigint_while_the_command_starts_is_one_line(mnist, tmp_path):
         proc.kill()
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
     assert stderr.strip().splitlines()[-1].startswith("minisnn.train: "), stderr
+
+
+# Ctrl-C while a checkpoint is evaluated: one line, status 130, no folder left behind
+INTERRUPT_SECOND_FORWARD = """
+import os, signal, sys
+from minisnn import analyze, network, train
+forward, calls = network.Network.forward, []
+def interrupted(self, *args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signal.SIGINT)
+    return forward(self, *args, **kwargs)
+network.Network.forward = interrupted
+sys.exit({module}.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("module", ["train", "analyze"])
+def test_sigint_during_evaluation_is_one_line_and_leaves_no_folder(straight, mnist, tmp_path, module):
+    out = tmp_path / "eval"
+    args = (["--eval-only", straight / "checkpoint.h5", "--threads", 2, "--eval-batch-size", 4] if module == "train"
+            else [straight / "checkpoint.h5", "--batch-size", 4, "--data-dir", mnist])
+    proc = subprocess.run([sys.executable, "-c", INTERRUPT_SECOND_FORWARD.format(module=module), *map(str, args),
+                           "--out", str(out), "--quiet"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr       # one line
+    assert "Traceback" not in proc.stderr and "nothing to resume" not in proc.stderr
+    assert not out.exists()
+
+
+def test_a_runner_closed_from_its_own_worker_does_not_wait_for_itself():
+    """The last reference to a network can go away in one of its worker threads."""
+    from minisnn.runner import Runner
+    runner = Runner(workers=2)
+    runner.submit(lambda spikes, rows: None, np.zeros((1, 4)))
+    runner.wait()
+    runner._executor.submit(runner.close).result()      # raised "cannot join current thread"

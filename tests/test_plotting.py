@@ -67,3 +67,19 @@ def test_committed_sweep_figure_matches_its_json():
     report = json.loads((ROOT / "experiments/results/analyze-lenet5-mnist.json").read_text())
     assert report["samples"] > 0 and all(0 <= s["accuracy"] <= 1 for s in report["sweep"])
     assert (ROOT / "experiments/results/sweep-lenet5-mnist.png").is_file()
+
+
+def test_one_epoch_curves_say_so_on_full_scales(tmp_path, figures):
+    plotting.plot_curves([{"epoch": 1, "train_loss": 0.2, "train_accuracy": 0.9,
+                           "test_loss": 0.1, "test_accuracy": 0.95}], tmp_path / "c.png")
+    loss, acc = figures[0].axes
+    assert acc.get_ylim() == (0, 100) and loss.get_ylim()[0] == 0
+    assert all("one epoch so far" in ax.texts[0].get_text() for ax in (loss, acc))
+
+
+def test_sweep_legend_says_what_the_error_bars_are(tmp_path, figures):
+    plotting.plot_sweep([{"T": t, "accuracy": 0.9, "energy_snn_j": 1e-6 * t} for t in (10, 20)], 500,
+                        tmp_path / "s.png")
+    acc, energy = figures[0].axes
+    assert "95 % binomial interval" in acc.get_legend().get_texts()[0].get_text()
+    assert "uJ" in energy.get_ylabel()

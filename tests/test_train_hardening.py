@@ -17,6 +17,7 @@ import pytest
 
 from minisnn import checkpoint as C
 from minisnn import train
+from test_checkpoint import reseal
 from test_train import TINY, _env, _synthetic, _write_idx, driver_cmd, error_line, last_json, run_cli
 
 TRAIN = ["--limit-train", 48, "--limit-test", 16, "--lr", 0.02, *TINY]
@@ -37,10 +38,7 @@ def main(*args, callbacks=()):
 
 
 def one_error(capsys):
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("minisnn.train: error:")]
-    assert len(lines) == 1, err
-    return lines[0]
+    return one_error_in(capsys.readouterr().err)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +59,7 @@ def finished(mnist, tmp_path_factory):
     ("--encoding-scale", "nan", "finite"), ("--encoding-scale", "inf", "finite"), ("--lr", "inf", "finite"),
     ("--gamma", "-1", "> 0"), ("--gamma", "0", "> 0"), ("--milestones", "-5", ">= 0"),
     ("--width", "1e-9", "no channel"), ("--weight-decay", "nan", "finite"), ("--preset", "fast --model vgg9", "fast"),
+    ("--seed", "-1", "0..2**63-1"), ("--seed", str(2 ** 70), "0..2**63-1"), ("--seed", str(2 ** 63), "0..2**63-1"),
 ])
 def test_bad_flag_values_give_one_line_and_status_2(tmp_path, capsys, flag, value, says):
     out = tmp_path / "run"
@@ -134,10 +133,14 @@ def test_dead_network_stops_with_status_4_and_keeps_the_last_good_checkpoint(mni
     assert C.load(out / "checkpoint.h5").epoch == 1
 
 
-def test_network_silent_from_the_start_is_warned_about(mnist, tmp_path, capsys):
-    assert main("--data-dir", mnist, "--epochs", 2, "--encoding-scale", 1e-9, "--out", tmp_path / "run", *TRAIN) == 0
-    err = capsys.readouterr().err
-    assert "warning: no spike reached the output layer during epoch 1" in err and "epoch 2" in err
+@pytest.mark.parametrize("silencing", [("--encoding-scale", 1e-9), ("--timesteps", 1, "--dropout", 0.99)])
+def test_network_silent_from_the_start_stops_as_dead_after_one_epoch(mnist, tmp_path, capsys, silencing):
+    out = tmp_path / "run"
+    assert main("--data-dir", mnist, "--epochs", 3, "--out", out, *TRAIN, *silencing) == 4
+    line = one_error(capsys)
+    assert "no spike reached the output layer during epoch 1" in line and "raise --timesteps" in line
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"].startswith("failed") and not (out / "checkpoint.h5").exists()
 
 
 @pytest.mark.parametrize("mode", ["--resume", "--eval-only"])
@@ -149,6 +152,7 @@ def test_checkpoint_with_an_inf_weight_is_refused(finished, tmp_path, capsys, mo
         value = w[()]
         value[0, 0] = np.inf
         w[...] = value
+    reseal(bad)
     assert main(mode, bad, "--epochs", 2, "--out", tmp_path / "out") == 2
     assert "fc1.weight holds NaN or infinite values" in one_error(capsys)
 
@@ -185,6 +189,16 @@ def test_the_time_estimate_leaves_out_the_slow_first_batch(mnist, tmp_path, caps
                                  r"the run should take about .+ plus evaluation", line).groups()
     assert float(first) >= 1.0
     assert float(steady) > 40.0      # 5 batches of 8 with the first one in could not pass 40 images/s
+
+
+def test_analyze_and_eval_only_agree_on_the_same_subset(finished, mnist, tmp_path, capsys):
+    from minisnn import analyze
+    assert main("--eval-only", finished / "checkpoint.h5", "--limit-test", 20, "--out", tmp_path / "eval") == 0
+    evaluated = json.loads(capsys.readouterr().out.splitlines()[-1])["test_accuracy"]
+    assert analyze.main([str(finished / "checkpoint.h5"), "--limit", "20", "--data-dir", str(mnist), "--quiet",
+                         "--no-plots", "--out", str(tmp_path / "analysis")]) == 0
+    analysed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert analysed["samples"] == 20 and analysed["accuracy"] == evaluated
 
 
 def test_resuming_a_finished_run_says_so(finished, capsys):
@@ -246,6 +260,62 @@ def test_disk_full_gives_one_line_and_status_5(finished, mnist, tmp_path, capsys
     assert json.loads((out / "metrics.json").read_text())["status"].startswith("failed")
 
 
+class FullDisk:
+    """The one write layer of a run (``minisnn.fileio.write_file``) on a disk that fills up at
+    write number ``full_at``: from then on a write fails (ENOSPC) unless the files in ``folder``
+    plus it fit in what was free then. ``full_at=None`` counts the writes."""
+
+    def __init__(self, folder, full_at=None):
+        from minisnn import fileio
+        self.folder, self.full_at, self.real = folder, full_at, fileio.write_file
+        self.writes, self.quota, self.refused = 0, None, []
+
+    def used(self):
+        return sum(f.stat().st_size for f in self.folder.iterdir() if f.is_file())
+
+    def __call__(self, path, data):
+        self.writes += 1
+        if self.writes == self.full_at:
+            self.quota = self.used() + len(data) - 1
+        full = self.quota is not None and self.used() + len(data) > self.quota
+        self.refused.append(full)
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        self.real(path, data)
+
+
+def test_a_disk_filling_up_at_any_write_ends_the_run_cleanly(mnist, tmp_path, capsys, monkeypatch):
+    """Exit 5 and one line, whichever write meets the full disk; the last good checkpoint loads,
+    no temporary file is left, metrics.json says "failed" whenever the disk left room for it."""
+    from minisnn import fileio
+
+    args = ("--data-dir", mnist, "--epochs", 2, "--val-split", 0.25, *TRAIN)
+    counter = FullDisk(tmp_path / "count")
+    monkeypatch.setattr(fileio, "write_file", counter)
+    assert main(*args, "--out", counter.folder) == 0
+    capsys.readouterr()
+    assert counter.writes >= 10                       # metrics, history, 2 x (best, checkpoint, metrics, history, curves)
+    for full_at in range(1, counter.writes + 1):
+        out = tmp_path / f"full{full_at}"
+        disk = FullDisk(out, full_at)
+        monkeypatch.setattr(fileio, "write_file", disk)
+        assert main(*args, "--out", out) == 5, full_at
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "No space left on device" in one_error_in(err), (full_at, err)
+        assert not [f.name for f in out.iterdir() if f.name.endswith(".tmp")], full_at
+        if (out / "checkpoint.h5").exists():
+            assert C.load(out / "checkpoint.h5").epoch >= 1
+        if (out / "metrics.json").exists():
+            status = json.loads((out / "metrics.json").read_text())["status"]
+            assert status.startswith("failed") or disk.refused[-1], (full_at, status)
+
+
+def one_error_in(err):
+    lines = [line for line in err.splitlines() if line.startswith("minisnn.train: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
 def test_resume_repairs_a_stale_best_and_removes_orphaned_temporary_files(finished, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(finished, out)
@@ -268,8 +338,7 @@ def _edit(src, dst, fn):
     shutil.copy(src, dst)
     with h5py.File(dst, "r+") as h5:
         fn(h5)
-        h5.attrs["digest"] = C._digest(h5)            # consistent file: only the content is wrong
-    return dst
+    return reseal(dst)                                # consistent file: only the content is wrong
 
 
 def _config(h5, **change):
@@ -285,7 +354,7 @@ def _config(h5, **change):
 def _weights(h5, dtype):
     value = h5["weights/fc1.weight"][()]
     del h5["weights/fc1.weight"]
-    h5["weights/fc1.weight"] = value.astype(dtype)
+    h5["weights"].create_dataset("fc1.weight", data=value.astype(dtype), fletcher32=True)
 
 
 @pytest.mark.parametrize("edit,says", [
@@ -309,8 +378,6 @@ def test_checkpoints_of_older_versions_take_the_old_defaults(finished, mnist, tm
     """Checkpoints written before loss_reduction, preset and execution existed resume exactly."""
     old = _edit(finished / "checkpoint.h5", tmp_path / "old.h5",
                 lambda h5: _config(h5, loss_reduction=None, preset=None, execution=None))
-    with h5py.File(old, "r+") as h5:
-        del h5.attrs["digest"]
     mode, config, _ = train.resolve_run({"resume": str(old)})
     assert (config["loss_reduction"], config["preset"], config["execution"]) == ("sum", "thesis", "auto")
 
@@ -346,6 +413,7 @@ def test_fletcher32_catches_a_changed_weight(finished, tmp_path):
     raw = bytearray(path.read_bytes())
     raw[offset + 10] ^= 0x40
     path.write_bytes(bytes(raw))
+    reseal(path, sign=False)                          # past the header's sha256: fletcher32 must see it
     with pytest.raises(C.CheckpointError, match="corrupt"):
         C.load(path)
 
@@ -379,3 +447,16 @@ def test_main_gives_back_the_signal_handlers_it_found():
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     assert main("--help") == 0 and main("--gamma", "0") == 2
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_a_run_shorter_than_a_second_is_not_announced_as_0m00s():
+    from minisnn.runs import duration
+    assert duration(0.4) == "under a second" and duration(65) == "1m05s" and duration(None) == "?"
+
+
+def test_a_loaded_network_finds_the_data_its_run_read(finished, mnist, tmp_path, monkeypatch):
+    import minisnn
+    monkeypatch.setenv("MINISNN_DATA", str(tmp_path / "elsewhere"))      # the default root holds nothing
+    model = minisnn.load(finished / "checkpoint.h5")
+    images, labels = model.load_data("test")
+    assert len(labels) == 32 and model.accuracy(images[:8], labels[:8]) >= 0

@@ -431,6 +431,8 @@ _OVERFLOW_STEP = 1 << 13   # ... and adds 2**13 us to all later timestamps (as i
 
 def parse_nmnist(data: bytes, path="<bytes>") -> np.ndarray:
     """Decode N-MNIST 40-bit big-endian events (see :func:`read_nmnist`)."""
+    if not data:
+        raise DatasetCorruptError(f"{path}: the file is empty; an N-MNIST recording holds events, {_REDOWNLOAD}")
     if len(data) % 5:
         raise DatasetCorruptError(
             f"{path}: length {len(data)} bytes is not a multiple of 5 (40-bit events); "
@@ -455,6 +457,8 @@ def parse_nmnist(data: bytes, path="<bytes>") -> np.ndarray:
         raise DatasetCorruptError(
             f"{path}: event coordinates out of range (x max {int(x.max())}, y max "
             f"{int(y.max())}; both must be < {NMNIST_SIZE}); not an N-MNIST recording?")
+    if not x.size:
+        raise DatasetCorruptError(f"{path}: the file holds no events (only timestamp-overflow markers), {_REDOWNLOAD}")
     ev = np.empty(x.size, dtype=NMNIST_EVENT_DTYPE)
     ev["x"], ev["y"], ev["p"], ev["t"] = x, y, p, t
     return ev
@@ -469,7 +473,8 @@ def read_nmnist(path) -> np.ndarray:
     1 = ON) and ``t`` (int64 microseconds). Like the dataset author's reader, an event with
     y == 240 is a timestamp-overflow marker: it is dropped and adds 2**13 us to the timestamps
     of all later events (real N-MNIST recordings, ~0.3 s, contain none). Timestamps must not
-    decrease (after that correction); anything but a regular file is refused unread.
+    decrease (after that correction); an empty recording, and anything but a regular file, are
+    refused.
     """
     return parse_nmnist(_read_bytes(path), path)
 

@@ -36,6 +36,12 @@ def _crop_only(x, rng):
 _AUGMENT = {"none": False, "crop-flip": True, "crop": _crop_only}
 
 
+def split_subset(images, labels, split, limit, seed):
+    """The seeded subset of at most ``limit`` samples of ``split`` that ``--limit-train`` /
+    ``--limit-test`` take, and ``python -m minisnn.analyze --limit`` too: one rule for both."""
+    return subset(images, labels, limit, seed + (split == "test"))
+
+
 def load_run_data(config, backend, *, download=True, need_train=True, standardize=None, progress=True):
     """Load the datasets of ``config`` into BatchIterators on ``backend``. ``standardize``: the
     statistics a checkpoint stored (else computed from the training subset). ValueError when
@@ -46,7 +52,7 @@ def load_run_data(config, backend, *, download=True, need_train=True, standardiz
     train = val = None
     if need_train:
         x_train, y_train = load(name, "train", root, download=download, progress=progress)
-        x_train, y_train = subset(x_train, y_train, config.get("limit_train"), seed)
+        x_train, y_train = split_subset(x_train, y_train, "train", config.get("limit_train"), seed)
         if name in COLOUR_DATASETS and stats is None:
             s = Standardize.from_train(x_train)
             stats = {"mean": s.mean.tolist(), "std": s.std.tolist()}
@@ -61,7 +67,7 @@ def load_run_data(config, backend, *, download=True, need_train=True, standardiz
     if stats is not None and not frames:
         transform = Standardize(stats["mean"], stats["std"])
     x_test, y_test = load(name, "test", root, download=download, progress=progress)
-    x_test, y_test = subset(x_test, y_test, config.get("limit_test"), seed + 1)
+    x_test, y_test = split_subset(x_test, y_test, "test", config.get("limit_test"), seed)
     if need_train:
         train = BatchIterator(x_train, y_train, config["batch_size"], backend, shuffle=True, seed=seed,
                               transform=transform, augment=_AUGMENT[config["augment"]])
