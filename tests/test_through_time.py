@@ -246,8 +246,8 @@ def test_one_time_step_gives_the_aggregated_gradient(make):
 
 def test_cli_trains_with_the_gradient_through_time(fake_mnist, tmp_path):
     out = tmp_path / "run"
-    proc = run_cli(["--data-dir", fake_mnist, "--width", 0.1, "--limit-train", 64, "--limit-test", 32,
-                    "--epochs", 1, "-T", 5, "--batch-size", 16, "--gradient", "through-time", "--quiet",
+    proc = run_cli(["--data-dir", fake_mnist, "--width", 0.25, "--limit-train", 64, "--limit-test", 32,
+                    "--epochs", 1, "-T", 10, "--batch-size", 16, "--gradient", "through-time", "--quiet",
                     "--out", out], tmp_path)
     assert proc.returncode == 0, proc.stderr
     from minisnn import checkpoint
