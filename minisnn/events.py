@@ -38,15 +38,13 @@ EXECUTION_MODES = ("auto", "dense", "event")
 
 #: Break-even input density of the event path, per kernel: the event path is used when the
 #: fraction of non-zero inputs is below ``scale * c_out / (c_out + half)`` (an event costs a
-#: fixed overhead, which a wide output row amortises). Measured by
-#: ``python benchmarks/calibrate_events.py`` on a 2-core Xeon (NumPy 2.4 / OpenBLAS, SciPy 1.17,
-#: numba 0.68, one thread per product; table in docs/results.md). SciPy's product: fitted, 3.4 %
-#: for 64 output channels, 5.4 % for 128, 7.7 % for 256. The compiled loop broke even at
-#: 14-26 % on a busy machine (provisional); its rule (11 % at 50 channels, 12 % at 64, 16 % at
-#: 128, 18 % at 256) stays below every measured break-even, so near it auto errs towards the
-#: dense product, where the two cost about the same. The GPU values are an estimate until that
+#: fixed overhead, which a wide output row amortises). Fitted by
+#: ``python benchmarks/calibrate_events.py`` on a 2-core AMD EPYC with nothing else running (NumPy
+#: 2.4 / OpenBLAS, SciPy 1.17, numba 0.68, one thread per product; table in docs/results.md): the
+#: compiled loop breaks even at 16 % for 50 output channels, 18 % for 64, 22 % for 128, 25 % for
+#: 256; SciPy's product at 4.4 %, 5.2 %, 6.9 %, 8.2 %. The GPU values are an estimate until that
 #: script has run on a GPU.
-BREAK_EVEN = {"numba": dict(scale=0.22, half=50.0), "scipy": dict(scale=0.088, half=84.0),
+BREAK_EVEN = {"numba": dict(scale=0.293, half=40.0), "scipy": dict(scale=0.103, half=64.0),
               "cupyx": dict(scale=0.05, half=64.0)}
 
 #: Whether the compiled kernels may run (``MINISNN_NUMBA=0`` forces the NumPy/SciPy references).
