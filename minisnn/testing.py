@@ -392,3 +392,9 @@ class _StrictSparseModule:
 
 strict_sparse = _StrictSparseModule()
 strict_xp.sparse_module = strict_sparse          # what minisnn.events multiplies strict arrays with
+
+
+# -- checks for any layer, and the hand-written gradient through time (minisnn.layercheck) ----
+from .layercheck import check_layer, hand_bptt  # noqa: E402
+
+__all__ += ["check_layer", "hand_bptt"]
