@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 
 from . import ops
-from .neurons import IFNeuron, LIFNeuron, leaky_sum
+from .neurons import IFNeuron, LIFNeuron
 
 ALL = slice(None)  # rows=ALL: the whole batch
 

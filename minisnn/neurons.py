@@ -192,7 +192,8 @@ class LIFNeuron(Neuron):
 
     def through_time_refusal(self):
         if self.reset != "hard":
-            return "the gradient through time follows the hard reset; use the aggregated gradient with reset by subtraction"
+            return ("the gradient through time follows the hard reset; use the aggregated gradient with reset "
+                    "by subtraction")
         return None
 
 
