@@ -218,3 +218,16 @@ def test_the_neuron_knob_reaches_residual_blocks_and_through_time():
     out = net.forward(x, 6, train=True)
     net.backward(minisnn.mse_loss(out, np.arange(4))[1])
     assert all(np.isfinite(g).all() for g in net.gradients().values())
+
+
+def test_the_examples_in_design_md_run_as_written():
+    from pathlib import Path
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "design.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text[text.index("## Extending minisnn"):], re.S)
+    assert len(blocks) == 2
+    namespace = {}
+    for block in blocks:
+        exec(block, namespace)
+    assert type(namespace["net"].layers[1].neuron).__name__ == "AdaptiveLIF"
