@@ -53,11 +53,10 @@ import numpy as np
 from . import models, ops
 from .backend import Backend
 from .encoding import DirectInput, PoissonEncoder
-from .layers import (ALL, LIF, Conv2d, Dropout, Layer, Linear, Neurons, Output, ResidualBlock,
-                     SpikingAvgPool)
+from .layers import ALL, Layer, Neurons, Output, Passive, ResidualBlock
 from .loss import correct, mse_loss
 from .network import Network
-from .neurons import integrate_and_fire
+from .neurons import IFNeuron
 from .optim import SGD, MultiStepLR
 
 
@@ -71,10 +70,8 @@ class ReLU(Neurons):
     Meant for single-step networks (T = 1): the mask is that of the input of the last chunk.
     """
 
-    keep_trace = False
-
     def __init__(self, name=None):
-        super().__init__(name)
+        super().__init__(None, name)
         self.mask = None
 
     def reset(self, batch_size, training=False, rng=None, T=None):
@@ -92,14 +89,21 @@ class ReLU(Neurons):
     def derivative(self):
         return self.mask
 
+    def through_time_refusal(self):
+        return "ReLU units have no time steps: an ANN trains with the aggregated gradient"
+
+    def ann_twin(self):
+        return self
+
     @property
     def spike_count(self):
         """Number of steps each unit was active (for ``spike_rates``: the active fraction)."""
         return self.active
 
 
-class AvgPool(Layer):
-    """Plain 2x2 stride-2 average (odd sizes floored), applied per step; backward spreads / 4."""
+class AvgPool(Passive):
+    """Plain 2x2 stride-2 average (odd sizes floored), applied per step; backward spreads / 4.
+    In a converted network its output counts 4 spike events per unit (:mod:`minisnn.energy`)."""
 
     def output_shape(self, in_shape):
         h, w, c = in_shape
@@ -113,6 +117,9 @@ class AvgPool(Layer):
     def backward(self, grad):
         return ops.avg_pool2x2_backward(self.xp, grad, (grad.shape[0],) + self.in_shape)
 
+    def spike_scale(self, incoming):
+        return 4.0
+
 
 class IFSubtract(Neurons):
     """IF neurons (no leak) for converted networks. ``reset="subtract"``: U <- U - V_th on a
@@ -120,17 +127,11 @@ class IFSubtract(Neurons):
     reset (:func:`~minisnn.neurons.integrate_and_fire`). Forward only (a converted network is
     not trained)."""
 
-    keep_trace = False
-
     def __init__(self, threshold=1.0, reset="subtract", name=None):
-        super().__init__(name)
         if reset not in ("subtract", "zero"):
             raise ValueError(f"reset must be 'subtract' or 'zero', got {reset!r}")
+        super().__init__(IFNeuron(threshold, "hard" if reset == "zero" else "subtract"), name)
         self.threshold, self.reset_mode = threshold, reset
-
-    def forward(self, currents, rows=ALL):
-        return integrate_and_fire(self.xp, currents, self.state.rows(rows), self.threshold,
-                                  reset=self.reset_mode)
 
     def backward(self, grad):
         raise NotImplementedError("a converted network is for inference only")
@@ -140,33 +141,22 @@ class IFSubtract(Neurons):
 # Building and running ANNs
 # ------------------------------------------------------------------------------------------
 
-def _swap(layer):
-    """The ANN counterpart of one layer of a spiking model (residual blocks in place)."""
-    if isinstance(layer, LIF):
-        return ReLU(name=layer.name)
-    if isinstance(layer, SpikingAvgPool):
-        return AvgPool(name=layer.name)
-    if isinstance(layer, ResidualBlock):
-        layer.lif_a = ReLU(name=layer.lif_a.name)
-        layer.lif_b = ReLU(name=layer.lif_b.name)
-    return layer
-
-
 def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, dropout=None,
-          seed=0, init_gain=None, resnet11_skip="subsample", **_ignored):
-    """The ANN of model ``name``: :func:`minisnn.models.layers` with LIF -> ReLU and
-    SpikingAvgPool -> AvgPool; same layer names, weight shapes and initialisation, so a
+          seed=0, init_gain=None, resnet11_skip="subsample", gradient="aggregated", **_ignored):
+    """The ANN of model ``name``: :func:`minisnn.models.layers` with each layer's ``ann_twin``
+    (LIF -> ReLU, SpikingAvgPool -> AvgPool); same layer names, weight shapes and initialisation, so a
     checkpoint's weights fit either. ``input_shape`` defaults, as in :func:`minisnn.models.build`,
     to the model's thesis dataset (:func:`~minisnn.models.default_input_shape`). Dropout layers
     (the model's default p unless given) act only in training. Spiking-only keywords
-    (threshold, leak, ...) are accepted and ignored.
+    (threshold, leak, ...) are accepted and ignored; ``gradient="through-time"`` is refused
+    (:class:`~minisnn.gradients.UnsupportedGradient`): ReLU units have no time steps.
     """
     input_shape = models.default_input_shape(name) if input_shape is None else tuple(input_shape)
     stack = models.layers(name, input_shape, num_classes, width, dropout=dropout,
                           resnet11_skip=resnet11_skip)
-    stack = [_swap(layer) for layer in stack]
+    stack = [layer.ann_twin() for layer in stack]
     return Network(stack, input_shape, backend=backend, encoder=DirectInput(), init_gain=init_gain,
-                   seed=seed, name=f"{str(name).lower()}-ann")
+                   seed=seed, name=f"{str(name).lower()}-ann", gradient=gradient)
 
 
 def forward(net, images, train=False, rng_key=(0,)):
@@ -258,7 +248,7 @@ def activation_scales(ann, images, percentile=99.9, batch_size=256, limit=None):
     return scales
 
 
-class ScaledSkip(Layer):
+class ScaledSkip(Passive):
     """A parameter-free skip (identity or subsample) times a constant: in a converted residual
     block the skip carries spikes of scale lambda_in into neurons of scale lambda_b."""
 
@@ -288,6 +278,57 @@ def _fresh(layer):
     return new
 
 
+class _Converter:
+    """The walk of :func:`convert` over the ANN's layers: each layer's ``convert_scales`` calls
+    one method here, which appends its spiking counterpart and scales the weights feeding it."""
+
+    def __init__(self, params, scales, reset):
+        self.params, self.scales, self.reset = params, scales, reset
+        self.layers, self.new_params = [], {}
+        self.current = 1.0                          # lambda of the spikes flowing in
+        self.pending = None                         # the weighted layer feeding the next ReLU
+
+    def scaled(self, name, factor):
+        self.new_params[f"{name}.weight"] = self.params[f"{name}.weight"] * factor
+
+    def weighted(self, layer):
+        self.pending = layer
+        self.layers.append(_fresh(layer))
+
+    def neurons(self, layer):
+        lam = self.scales[layer.name]
+        self.scaled(self.pending.name, self.current / lam)
+        self.current = lam
+        self.layers.append(IFSubtract(1.0, self.reset, name=layer.name))
+
+    def output(self, layer):
+        self.scaled(layer.name, self.current)
+        self.layers.append(Output(layer.weight_shape[1], layer.weight_shape[0], leak=1.0, name=layer.name))
+
+    def block(self, layer):
+        lam_a, lam_b = self.scales[layer.lif_a.name], self.scales[layer.lif_b.name]
+        c_out, c_in = layer.conv_a.weight_shape[:2]
+        block = ResidualBlock(c_in, c_out, layer.conv_b.stride, layer.skip_kind, name=layer.name)
+        block.lif_a = IFSubtract(1.0, self.reset, name=layer.lif_a.name)
+        block.lif_b = IFSubtract(1.0, self.reset, name=layer.lif_b.name)
+        self.scaled(layer.conv_a.name, self.current / lam_a)
+        self.scaled(layer.conv_b.name, lam_a / lam_b)
+        if layer.skip_kind == "conv":
+            self.scaled(layer.skip.name, self.current / lam_b)
+        else:
+            block.skip = ScaledSkip(block.skip, self.current / lam_b)
+        self.current = lam_b
+        self.layers.append(block)
+
+    def passes(self, layer):                        # AvgPool, Flatten, Identity: linear, keep lambda
+        self.layers.append(_fresh(layer))
+
+    spiking_pool = passes
+
+    def drops(self, layer):                         # dropout: training only
+        pass
+
+
 def convert(ann, images, percentile=99.9, reset="subtract", scales=None, time_chunk=10,
             encoder=None, limit=2000, backend=None):
     """A spiking Network with the ANN's weights, normalised layer by layer (module docstring).
@@ -300,46 +341,12 @@ def convert(ann, images, percentile=99.9, reset="subtract", scales=None, time_ch
         scales = activation_scales(ann, images, percentile, limit=limit)
     backend = backend or ann.backend
     params = {k: ann.backend.to_host(v).astype(np.float64) for k, v in ann.parameters().items()}
-    layers, new_params = [], {}
-    current = 1.0                                   # lambda of the spikes flowing in
-
-    def scaled(name, factor):
-        new_params[f"{name}.weight"] = params[f"{name}.weight"] * factor
-
-    pending = None                                  # the weighted layer feeding the next ReLU
+    walk = _Converter(params, scales, reset)
     for layer in ann.layers:
-        if isinstance(layer, ReLU):
-            lam = scales[layer.name]
-            scaled(pending.name, current / lam)
-            current = lam
-            layers.append(IFSubtract(1.0, reset, name=layer.name))
-        elif isinstance(layer, (Conv2d, Linear)):
-            pending = layer
-            layers.append(_fresh(layer))
-        elif isinstance(layer, Output):
-            scaled(layer.name, current)
-            layers.append(Output(layer.weight_shape[1], layer.weight_shape[0], leak=1.0, name=layer.name))
-        elif isinstance(layer, ResidualBlock):
-            lam_a, lam_b = scales[layer.lif_a.name], scales[layer.lif_b.name]
-            c_out, c_in = layer.conv_a.weight_shape[:2]
-            block = ResidualBlock(c_in, c_out, layer.conv_b.stride, layer.skip_kind, name=layer.name)
-            block.lif_a = IFSubtract(1.0, reset, name=layer.lif_a.name)
-            block.lif_b = IFSubtract(1.0, reset, name=layer.lif_b.name)
-            scaled(layer.conv_a.name, current / lam_a)
-            scaled(layer.conv_b.name, lam_a / lam_b)
-            if isinstance(layer.skip, Conv2d):
-                scaled(layer.skip.name, current / lam_b)
-            else:
-                block.skip = ScaledSkip(block.skip, current / lam_b)
-            current = lam_b
-            layers.append(block)
-        elif isinstance(layer, Dropout):
-            continue
-        else:                                        # AvgPool, Flatten, Identity: linear, keep lambda
-            layers.append(_fresh(layer))
-    snn = Network(layers, ann.input_shape, backend=backend, encoder=encoder or PoissonEncoder(1.0),
+        layer.convert_scales(walk)
+    snn = Network(walk.layers, ann.input_shape, backend=backend, encoder=encoder or PoissonEncoder(1.0),
                   time_chunk=time_chunk, name=ann.name.replace("-ann", "") + "-converted")
-    snn.load_parameters(new_params)
+    snn.load_parameters(walk.new_params)
     return snn, scales
 
 

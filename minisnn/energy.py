@@ -46,7 +46,7 @@ import math
 import numpy as np
 
 from . import ops
-from .layers import Conv2d, Identity, Linear, Neurons, Output, SpikingAvgPool, Subsample
+from .layers import Neurons
 
 E_MAC_J = 4.6e-12   # 32-bit float multiply-accumulate, 45 nm (Horowitz 2014)
 E_AC_J = 0.9e-12    # 32-bit float add (accumulate), 45 nm (Horowitz 2014)
@@ -80,36 +80,17 @@ def conv_fanout_map(xp, in_hw, kernel, stride, padding, dtype=np.float64):
 
 
 def synapse_fanout(layer, xp=np):
-    """Per input position (layer.in_shape), how many synapses an input spike reaches."""
-    if isinstance(layer, Conv2d):
-        h, w, c = layer.in_shape
-        fan = conv_fanout_map(xp, (h, w), layer.kernel_size, layer.stride, layer.padding)
-        return fan[:, :, None] * layer.weight_shape[0] * xp.ones((1, 1, c))
-    if isinstance(layer, (Linear, Output)):
-        return xp.full(layer.in_shape, float(layer.weight_shape[0]))
-    if isinstance(layer, Identity):
-        return xp.ones(layer.in_shape)
-    if isinstance(layer, Subsample):
-        fan = xp.zeros(layer.in_shape)
-        fan[::2, ::2, :] = 1
-        return fan
-    raise TypeError(f"no synapses in {layer!r}")
+    """Per input position (layer.in_shape), how many synapses an input spike reaches (the
+    layer's :meth:`~minisnn.layers.Layer.synapse_fanout`)."""
+    fan = layer.synapse_fanout(xp)
+    if fan is None:
+        raise TypeError(f"no synapses in {layer!r}")
+    return fan
 
 
 def dense_macs(layer):
     """Multiply-accumulates of the layer as an ANN, per sample (padding taps included)."""
-    if isinstance(layer, Conv2d):
-        c_out, c_in, k, _ = layer.weight_shape
-        ho, wo, _ = layer.out_shape
-        return ho * wo * c_out * c_in * k * k
-    if isinstance(layer, (Linear, Output)):
-        return layer.weight_shape[0] * layer.weight_shape[1]
-    return 0
-
-
-def _synaptic(layer):
-    return isinstance(layer, (Conv2d, Linear, Output)) or (
-        isinstance(layer, (Identity, Subsample)) and ".skip" in str(layer.name))
+    return layer.dense_macs()
 
 
 # ------------------------------------------------------------------------------------------
@@ -131,8 +112,9 @@ class ActivityMeter:
     def __init__(self, net):
         self.net = net
         self.xp = net.xp
+        self.fanouts = {layer.name: layer.synapse_fanout(self.xp) for layer in net.all_layers()}
         self.synaptic = [layer for layer in net.all_layers()
-                         if _synaptic(layer) or isinstance(layer, SpikingAvgPool)]
+                         if self.fanouts[layer.name] is not None or layer.pools_spikes]
         self.event_scale = _event_scales(net)
         self.input_counts = {}
         self.neuron_counts = {layer.name: 0.0 for layer in net.neuron_layers()}
@@ -195,23 +177,21 @@ def activity_report(meter, model=None):
             size = math.prod(layer.out_shape)
             row["spike_rate"] = meter.neuron_counts[layer.name] / (n * T * size)
             updates += size * T
-        if isinstance(layer, SpikingAvgPool):
+        if layer.pools_spikes:
             counts = meter.input_counts[layer.name]
             row["input_rate"] = float(host(counts.sum())) / (n * T * math.prod(layer.in_shape))
             row["pool_ops"] = float(host(counts.sum())) / n       # fan-out 1, not in the totals
             pool_total += row["pool_ops"]
         elif layer.name in meter.input_counts:
             counts = meter.input_counts[layer.name] * meter.event_scale.get(layer.name, 1.0)
-            fan = synapse_fanout(layer, xp)
+            fan = meter.fanouts[layer.name]
             sops = float(host((counts * fan).sum())) / n
             row["sops"] = sops
             row["input_rate"] = float(host(counts.sum())) / (n * T * math.prod(layer.in_shape))
             row["input_spikes"] = float(host(counts.sum())) / n
-            row["macs"] = dense_macs(layer)
+            row["macs"] = layer.dense_macs()
             if first_synaptic is None:
                 first_synaptic = row
-            if isinstance(layer, (Identity, Subsample)):
-                row["macs"] = 0
             sops_total += sops
             macs_total += row["macs"]
         rows.append(row)
@@ -234,26 +214,14 @@ def activity_report(meter, model=None):
 
 
 def _event_scales(net):
-    """{layer name: 4} for synaptic layers fed (through Flatten / Dropout only) by a plain,
-    non-spiking AvgPool (converted networks): the pooled value is (sum of the window's spikes)
-    / 4, so the spike events reaching the layer are 4 times the pooled value."""
-    from .ann import AvgPool
-    from .layers import Dropout, Flatten, ResidualBlock
-
-    scales, after_pool = {}, False
+    """{layer name: events per unit of its input} where that is not 1: the layers fed (through
+    reshapes and masks) by a plain, non-spiking AvgPool of a converted network, whose pooled value
+    is (sum of the window's spikes) / 4 (each layer's :meth:`~minisnn.layers.Layer.spike_scale`)."""
+    scales, scale = {}, 1.0
     for layer in net.layers:
-        if isinstance(layer, AvgPool):
-            after_pool = True
-        elif isinstance(layer, (Flatten, Dropout)):
-            continue
-        else:
-            if after_pool:
-                if isinstance(layer, ResidualBlock):
-                    scales[layer.conv_a.name] = 4.0
-                    scales[layer.skip.name] = 4.0
-                else:
-                    scales[layer.name] = 4.0
-            after_pool = False
+        if scale != 1.0:
+            scales.update((entry.name, scale) for entry in layer.entry_layers())
+        scale = layer.spike_scale(scale)
     return scales
 
 
@@ -278,8 +246,8 @@ def format_table(report):
     for r in report["layers"]:
         rate = f"{r['spike_rate']:.4f}" if r["spike_rate"] is not None else "-"
         inrate = f"{r['input_rate']:.4f}" if r["input_rate"] is not None else "-"
-        sops = r.get("pool_ops", r["sops"]) if r["type"] == "SpikingAvgPool" else r["sops"]
-        sops_s = (f"({sops:,.0f})" if r["type"] == "SpikingAvgPool" else f"{sops:,.0f}") if sops else "-"
+        sops = r.get("pool_ops", r["sops"])
+        sops_s = (f"({sops:,.0f})" if "pool_ops" in r else f"{sops:,.0f}") if sops else "-"
         macs = f"{r['macs']:,}" if r["macs"] else "-"
         lines.append(f"{r['name']:<16}{r['type']:<16}{rate:>11}{inrate:>11}{sops_s:>14}{macs:>14}")
     lines.append(f"{'total':<54}{report['sops']:>14,.0f}{report['macs']:>14,}")

@@ -37,7 +37,6 @@ import numpy as np
 from . import ann
 from .backend import Backend
 from .encoding import DirectInput, PoissonEncoder
-from .layers import LIF, Conv2d, Dropout, Flatten, Identity, Linear, Output, ResidualBlock, SpikingAvgPool
 
 
 class ConversionError(ValueError):
@@ -59,42 +58,61 @@ def output_gain(leak, T):
     return 1.0 if leak == 1 else T * (1 - leak) / (1 - leak ** T)
 
 
+class _Scaling:
+    """The walk of :func:`weight_factors` over the spiking network's layers: each layer's
+    ``convert_scales`` calls one method here (module docstring)."""
+
+    def __init__(self, scales, current, T):
+        self.scales, self.current, self.T = scales, current, T   # current: lambda of the spikes flowing in
+        self.pending = None                   # the weighted layer feeding the next neuron layer
+        self.factors, self.used = {}, {}
+
+    def scale_of(self, name):
+        if name not in self.scales:
+            raise ConversionError(f"the ANN has no ReLU layer {name!r} for the spiking layer of that name")
+        return self.scales[name]
+
+    def weighted(self, layer):
+        self.pending = layer
+
+    def neurons(self, layer):
+        lam = self.used[layer.name] = self.scale_of(layer.name)
+        self.factors[f"{self.pending.name}.weight"] = self.current / lam
+        self.current, self.pending = lam, None
+
+    def spiking_pool(self, layer):
+        self.current *= layer.threshold
+
+    def block(self, layer):
+        lam_a = self.used[layer.lif_a.name] = self.scale_of(layer.lif_a.name)
+        parametric = layer.skip_kind == "conv"
+        lam_b = self.used[layer.lif_b.name] = self.scale_of(layer.lif_b.name) if parametric else self.current
+        self.factors[f"{layer.conv_a.name}.weight"] = self.current / lam_a
+        self.factors[f"{layer.conv_b.name}.weight"] = lam_a / lam_b
+        if parametric:
+            self.factors[f"{layer.skip.name}.weight"] = self.current / lam_b
+        self.current = lam_b
+
+    def output(self, layer):
+        self.factors[f"{layer.name}.weight"] = self.current * output_gain(layer.leak, self.T)
+
+    def passes(self, layer):
+        pass
+
+    drops = passes
+
+
 def weight_factors(snn, scales, T):
     """{parameter name: factor} that turns the ANN's weights into ``snn``'s (module docstring),
     and the scales actually used (a residual block with a parameter-free skip keeps its input's).
     ``scales``: {neuron layer name: lambda} from :func:`ann.activation_scales`."""
-    factors, used = {}, {}
-    current = input_scale(snn.encoder)                 # lambda of the spikes flowing in
-    pending = None                                     # the weighted layer feeding the next LIF layer
-
-    def scale_of(name):
-        if name not in scales:
-            raise ConversionError(f"the ANN has no ReLU layer {name!r} for the spiking layer of that name")
-        return scales[name]
-
+    walk = _Scaling(scales, input_scale(snn.encoder), T)
     for layer in snn.layers:
-        if isinstance(layer, (Conv2d, Linear)):
-            pending = layer
-        elif isinstance(layer, LIF):
-            lam = used[layer.name] = scale_of(layer.name)
-            factors[f"{pending.name}.weight"] = current / lam
-            current, pending = lam, None
-        elif isinstance(layer, SpikingAvgPool):
-            current *= layer.threshold
-        elif isinstance(layer, ResidualBlock):
-            lam_a = used[layer.lif_a.name] = scale_of(layer.lif_a.name)
-            parametric = isinstance(layer.skip, Conv2d)
-            lam_b = used[layer.lif_b.name] = scale_of(layer.lif_b.name) if parametric else current
-            factors[f"{layer.conv_a.name}.weight"] = current / lam_a
-            factors[f"{layer.conv_b.name}.weight"] = lam_a / lam_b
-            if parametric:
-                factors[f"{layer.skip.name}.weight"] = current / lam_b
-            current = lam_b
-        elif isinstance(layer, Output):
-            factors[f"{layer.name}.weight"] = current * output_gain(layer.leak, T)
-        elif not isinstance(layer, (Dropout, Flatten, Identity)):
-            raise ConversionError(f"cannot convert layer {layer.name} ({type(layer).__name__})")
-    return factors, used
+        try:
+            layer.convert_scales(walk)
+        except NotImplementedError as exc:
+            raise ConversionError(f"cannot convert layer {layer.name} ({type(layer).__name__}): {exc}") from None
+    return walk.factors, walk.used
 
 
 def convert(ann_net, snn, images, percentile=99.9, T=None, batch_size=256):
@@ -115,8 +133,7 @@ def load_converted(ann_net, snn, scales, T=None):
         raise ConversionError(f"the ANN's weights {sorted(weights)} do not fit the spiking network's "
                               f"{sorted(snn.parameters())}")
     snn.load_parameters({k: w * factors[k] for k, w in weights.items()})
-    output = next(layer for layer in reversed(snn.layers) if isinstance(layer, Output))
-    return {"scales": used, "output_gain": output_gain(output.leak, T), "input_scale": input_scale(snn.encoder)}
+    return {"scales": used, "output_gain": output_gain(snn.layers[-1].leak, T), "input_scale": input_scale(snn.encoder)}
 
 
 def calibration_images(train, count, seed):

@@ -14,15 +14,20 @@ spike counts) ``(B, *out_shape)`` and returns dE/d(its input spike counts) ``(B,
 storing dE/dW for its parameters in ``self.grads``. It runs once per iteration, on the
 statistics the forward accumulated, whatever T was.
 
-The authors' gradient through time (docs/algorithm.md, "The authors' gradient through time"),
-selected with ``Network(gradient="through-time")``: the forward also keeps per-step copies
-(:class:`StepRecord`: the inputs of weighted layers, the spikes of neuron layers, for all T
-steps, so memory grows with T), and ``backward_through_time`` takes dE/d(its output at each step)
-``(T, B, *out_shape)`` and returns dE/d(its input at each step) ``(T, B, *in_shape)``, also
-filling ``self.grads``.
+The authors' gradient through time (docs/algorithm.md, "The authors' gradient through time",
+:mod:`minisnn.gradients`): after a training reset, :meth:`Layer.record_steps` makes a layer keep
+per-step copies (:class:`StepRecord`: the inputs of weighted layers, the spikes of neuron
+layers, for all T steps, so memory grows with T), and ``backward_through_time`` takes dE/d(its
+output at each step) ``(T, B, *out_shape)`` and returns dE/d(its input at each step)
+``(T, B, *in_shape)``, also filling ``self.grads``.
 
-The linearised twin used by the finite-difference checks (every neuron a frozen gain) is
-built outside the layers, in :mod:`minisnn.linearised`.
+What the rest of minisnn needs to know about a layer is asked of the layer itself (the base
+class raises NotImplementedError naming the method a new layer lacks): its synapses and dense
+MACs (:mod:`minisnn.energy`), its ANN twin (:mod:`minisnn.ann`), its linearised twin
+(:mod:`minisnn.linearised`) and its step in a weight conversion (:mod:`minisnn.hybrid`).
+The neurons' dynamics live in :mod:`minisnn.neurons`; :class:`Neurons` wraps a neuron model
+into a layer. The layers with weights are in :mod:`minisnn.weighted`, the residual block in
+:mod:`minisnn.residual`; all are importable from here.
 
 Shapes are channels-last inside the network: a feature map is ``(H, W, C)``.
 """
@@ -30,8 +35,8 @@ from __future__ import annotations
 
 import math
 
-from . import events, ops
-from .neurons import NeuronState, integrate_and_fire, leaky_sum, lif_derivative
+from . import ops
+from .neurons import IFNeuron, LIFNeuron
 
 ALL = slice(None)  # rows=ALL: the whole batch
 
@@ -52,13 +57,22 @@ class StepRecord:
         self._next[key] = start + chunk.shape[0]
 
 
+def _missing(layer, method, why):
+    return NotImplementedError(f"{type(layer).__name__} ({layer.name}) defines no {method}: {why}")
+
+
 class Layer:
-    """Base class: no parameters, no state."""
+    """Base class: no parameters, no state. A new layer defines ``forward`` and ``backward`` (and
+    ``backward_through_time`` for that gradient) and answers the questions below."""
 
     #: Set by :meth:`Network.observe`: called with (layer, input chunk) before each forward.
     observer = None
-    #: Set by the network's ``gradient``: True makes a training forward keep :class:`StepRecord`s.
-    through_time = False
+    #: Whether forward computes W s_t by the network's ``execution`` (dense or event-driven products).
+    event_products = False
+    #: Whether it adds a skip path: a network with one initialises with k = 1 (section 4.1.1).
+    residual = False
+    #: Whether its input spikes are pooling accumulates (:mod:`minisnn.energy`'s pool_ops).
+    pools_spikes = False
 
     def __init__(self, name: str | None = None):
         self.name = name
@@ -85,13 +99,35 @@ class Layer:
         self.batch_size = batch_size
         self.training = training
 
+    def record_steps(self, T):
+        """After a training reset: keep the per-step copies ``backward_through_time`` needs."""
+
     def __call__(self, x, rows=ALL):
         """``forward(x, rows)``, after showing ``x`` to the observer, if any."""
         if self.observer is not None:
             self.observer(self, x)
         return self.forward(x, rows)
 
+    def forward(self, x, rows=ALL):
+        raise _missing(self, "forward", "map a chunk (T_chunk, B, *in_shape) to (T_chunk, B, *out_shape)")
+
+    def backward(self, grad):
+        raise _missing(self, "backward", "map dE/d(output counts) to dE/d(input counts), filling self.grads")
+
+    def backward_through_time(self, grad_steps):
+        raise _missing(self, "backward_through_time", "the network's gradient='through-time' needs it")
+
+    def through_time_refusal(self):
+        """Why the gradient through time cannot run through this layer (None: it can)."""
+        if type(self).backward_through_time is Layer.backward_through_time:
+            return f"{type(self).__name__} defines no backward_through_time"
+        return None
+
     def sublayers(self):
+        return [self]
+
+    def entry_layers(self):
+        """The layers that take this layer's input (a residual block: both paths)."""
         return [self]
 
     def recorded(self, record):
@@ -101,146 +137,60 @@ class Layer:
                                "with the network's gradient='through-time'")
         return record.steps
 
+    # -- facts for minisnn.energy, ann, linearised and hybrid ------------------------------
+    def synapse_fanout(self, xp):
+        """Per input position (``in_shape``): the synapses an input spike reaches, each one
+        accumulate (a SOP); None for a layer without synapses."""
+        raise _missing(self, "synapse_fanout", "minisnn.energy counts its SOPs with it (None: no synapses)")
+
+    def dense_macs(self):
+        """Multiply-accumulates of the layer in an ANN, per sample (0: none)."""
+        raise _missing(self, "dense_macs", "minisnn.energy counts the ANN's MACs with it (0: none)")
+
+    def ann_twin(self):
+        """The layer of the same model as an ANN (same name and weights): itself, or a ReLU for neurons."""
+        raise _missing(self, "ann_twin", "minisnn.ann builds a model's ANN with it")
+
+    def linearised(self, gains):
+        """The layer of the linearised twin (:mod:`minisnn.linearised`), neurons frozen at ``gains[name]``."""
+        raise _missing(self, "linearised", "the whole-chain finite-difference checks use it")
+
+    def convert_scales(self, conversion):
+        """Its step in an ANN-to-SNN weight conversion: call the matching ``conversion`` method."""
+        raise _missing(self, "convert_scales", "ANN-to-SNN conversion walks the layers with it")
+
+    def spike_scale(self, incoming):
+        """Spike events per unit of its output, given ``incoming`` per unit of its input (1: spikes)."""
+        return 1.0
+
     def __repr__(self):
         return f"{type(self).__name__}({self.name})"
 
 
-# ------------------------------------------------------------------------------------------
-# Linear maps with weights: net = W x (eq 3.3), dE/dW = delta x(T)^T (eqs 3.24-3.25)
-# ------------------------------------------------------------------------------------------
+class Passive(Layer):
+    """A layer that moves spikes without synapses or neurons (reshape, mask, skip): no SOPs, no
+    MACs, itself in the ANN and the linearised twin, the conversion's scale unchanged."""
 
-class Weighted(Layer):
-    """Shared bookkeeping of Conv2d and Linear: weight init and the input count x(T) (eq 3.3)."""
+    def synapse_fanout(self, xp):
+        return None
 
-    def init_parameters(self, rng, gain):
-        shape = self.weight_shape
-        fan_in = math.prod(shape[1:])
-        std = math.sqrt(gain / fan_in)
-        # drawn in float32 whatever the dtype, so float32 and float64 runs start from the same weights
-        normal = rng.standard_normal(shape, dtype=self.xp.float32).astype(self.dtype)
-        self.params["weight"] = (normal * std).astype(self.dtype)
+    def dense_macs(self):
+        return 0
 
-    #: Whether the gradient through time needs the inputs s_t of every step (not the output layer's).
-    records_inputs = True
-    #: Set by the network: its runner's ``batch_sum``, which totals a count over the workers'
-    #: slices of the batch (None: the layer sees the whole batch).
-    batch_sum = None
+    def ann_twin(self):
+        return self
 
-    def reset(self, batch_size, training=False, rng=None, T=None):
-        super().reset(batch_size, training, rng, T)
-        self.paths = []            # per chunk under execution="auto": (input density, event path taken?)
-        self.input_count = self.xp.zeros((batch_size,) + self.in_shape, self.dtype) if training else None
-        self.input_steps = (StepRecord(self.xp, T, batch_size, self.in_shape, self.dtype)
-                            if training and self.through_time and self.records_inputs else None)
+    def linearised(self, gains):
+        return self
 
-    def use_events(self, x, rows):
-        """Whether this chunk takes the event path (:func:`minisnn.events.prefers_events`), decided
-        on the whole batch's input density: the same for every worker, whatever their number."""
-        event, rho = events.prefers_events(self.execution, self.xp, x, self.weight_shape[0], self.batch_sum)
-        if rho is not None and rows.start in (None, 0):            # one record per chunk
-            self.paths.append((rho, event))
-        return event
+    def convert_scales(self, conversion):
+        conversion.passes(self)
 
-    def count_input(self, x, rows):
-        """x(T) = sum_t s_t, the per-sample input spike count (eq 3.3), kept for the backward
-        (and, for the gradient through time, every s_t)."""
-        if self.training:
-            self.input_count[rows] += x.sum(axis=0)
-            if self.input_steps is not None:
-                self.input_steps.add(x, rows)
+    def spike_scale(self, incoming):
+        return incoming
 
 
-class Conv2d(Weighted):
-    """2-D convolution without bias; weight shape (C_out, C_in, k, k)."""
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, name=None,
-                 block_bytes=2 << 20):
-        super().__init__(name)
-        self.weight_shape = (out_channels, in_channels, kernel_size, kernel_size)
-        self.stride, self.padding, self.kernel_size = stride, padding, kernel_size
-        self.block_bytes = block_bytes
-
-    def output_shape(self, in_shape):
-        h, w, c = in_shape
-        if c != self.weight_shape[1]:
-            raise ValueError(f"{self.name}: expects {self.weight_shape[1]} input channels, got {c}")
-        k, s, p = self.kernel_size, self.stride, self.padding
-        return (ops.conv_output_size(h, k, s, p), ops.conv_output_size(w, k, s, p), self.weight_shape[0])
-
-    #: "auto" | "dense" | "event": how forward computes W * s_t (see minisnn.events)
-    execution = "auto"
-
-    def forward(self, x, rows=ALL):
-        self.count_input(x, rows)
-        steps, batch = x.shape[:2]
-        images, w = x.reshape((steps * batch,) + self.in_shape), self.params["weight"]
-        if self.use_events(images, rows):
-            out = events.conv2d(self.xp, images, w, self.stride, self.padding)           # cost ~ spikes
-        else:
-            out = ops.conv2d(self.xp, images, w, self.stride, self.padding, self.block_bytes)
-        return out.reshape((steps, batch) + self.out_shape)
-
-    def backward(self, delta):
-        w = self.params["weight"]
-        self.grads["weight"] = ops.conv2d_backward_weight(
-            self.xp, self.input_count, delta, w.shape, self.stride, self.padding)      # eq 3.25
-        return ops.conv2d_backward_input(
-            self.xp, delta, w, self.input_count.shape, self.stride, self.padding)
-
-    def backward_through_time(self, grad_steps):
-        """dE/dW = sum_t g_t * s_t: one correlation over all T * B rows."""
-        inputs, w = self.recorded(self.input_steps), self.params["weight"]
-        images = inputs.reshape((-1,) + self.in_shape)
-        delta = grad_steps.reshape((-1,) + self.out_shape)
-        self.grads["weight"] = ops.conv2d_backward_weight(
-            self.xp, images, delta, w.shape, self.stride, self.padding)
-        return ops.conv2d_backward_input(
-            self.xp, delta, w, images.shape, self.stride, self.padding).reshape(inputs.shape)
-
-
-class Linear(Weighted):
-    """Fully connected map without bias; weight shape (out_features, in_features)."""
-
-    def __init__(self, in_features, out_features, name=None):
-        super().__init__(name)
-        self.weight_shape = (out_features, in_features)
-
-    def output_shape(self, in_shape):
-        if in_shape != (self.weight_shape[1],):
-            raise ValueError(f"{self.name}: expects ({self.weight_shape[1]},) inputs, got {in_shape}")
-        return (self.weight_shape[0],)
-
-    #: "auto" | "dense" | "event": how forward computes W s_t (see minisnn.events)
-    execution = "auto"
-
-    def reset(self, batch_size, training=False, rng=None, T=None):
-        super().reset(batch_size, training, rng, T)
-        self.weight_t = None      # W^T, contiguous, for the event path: made once per forward
-
-    def forward(self, x, rows=ALL):
-        self.count_input(x, rows)
-        inputs, w = x.reshape(-1, x.shape[-1]), self.params["weight"]
-        if self.use_events(inputs, rows):
-            if self.weight_t is None:
-                self.weight_t = self.xp.ascontiguousarray(w.T)
-            currents = events.linear(self.xp, inputs, self.weight_t)                     # cost ~ spikes
-        else:
-            currents = inputs @ w.T                                                      # one product for the chunk
-        return currents.reshape(x.shape[:-1] + self.out_shape)
-
-    def backward(self, delta):
-        self.grads["weight"] = delta.T @ self.input_count                               # eq 3.25
-        return delta @ self.params["weight"]
-
-    def backward_through_time(self, grad_steps):
-        """dE/dW = sum_t g_t s_t^T: one product over all T * B rows; dE/ds_t = W^T g_t."""
-        inputs = self.recorded(self.input_steps)
-        delta = grad_steps.reshape(-1, grad_steps.shape[-1])
-        self.grads["weight"] = delta.T @ inputs.reshape(-1, inputs.shape[-1])
-        return (delta @ self.params["weight"]).reshape(inputs.shape)
-
-
-class Flatten(Layer):
+class Flatten(Passive):
     """(H, W, C) -> (H * W * C,)."""
 
     def output_shape(self, in_shape):
@@ -261,16 +211,24 @@ class Flatten(Layer):
 # ------------------------------------------------------------------------------------------
 
 class Neurons(Layer):
-    """A layer of neurons: membrane potentials and spike statistics carried over the T steps."""
+    """A layer of neurons: ``neuron`` (a :class:`minisnn.neurons.Neuron`) owns their dynamics,
+    derivative and recursion through time; the layer keeps their state over the T steps, one
+    slice of rows per CPU worker, and the spikes of every step for the gradient through time."""
 
-    keep_trace = True
+    def __init__(self, neuron, name=None):
+        super().__init__(name)
+        self.neuron = neuron
 
     def reset(self, batch_size, training=False, rng=None, T=None):
         super().reset(batch_size, training, rng, T)
-        self.state = NeuronState(self.xp, (batch_size,) + self.out_shape, self.dtype,
-                                 keep_trace=self.keep_trace and training)
-        self.output_steps = (StepRecord(self.xp, T, batch_size, self.out_shape, bool)
-                             if training and self.through_time else None)
+        self.state = self.neuron.state(self.xp, (batch_size,) + self.out_shape, self.dtype, training)
+        self.output_steps = None
+
+    def record_steps(self, T):
+        self.output_steps = StepRecord(self.xp, T, self.batch_size, self.out_shape, bool)
+
+    def forward(self, currents, rows=ALL):
+        return self.fire(self.neuron.fire(self.xp, currents, self.state.rows(rows)), rows)
 
     def fire(self, spikes, rows):
         """Keep the chunk's spikes o_t for the gradient through time, if it is on; return them."""
@@ -278,67 +236,63 @@ class Neurons(Layer):
             self.output_steps.add(spikes, rows)
         return spikes
 
+    def derivative(self):
+        """a'(net) per neuron (eq 3.12)."""
+        return self.neuron.derivative(self.xp, self.state)
+
     def backward(self, grad):
         return grad * self.derivative()                                                 # eq 3.12
 
     def backward_through_time(self, grad_steps):
-        """dE/dU_t through the hard reset, backwards from g_{T+1} = 0 (the authors' graph):
-
-            g_t = o_t a' dE/do_t + (1 - o_t) g_{t+1}
-
-        a spike passes its step's gradient (times the per-neuron a' of :meth:`derivative`), a
-        silent step passes the next step's on. Returns g_t = dE/d(input current at step t)."""
+        """g_t = dE/d(input current at step t) from a' dE/do_t by the neuron's reset recursion."""
         spikes = self.recorded(self.output_steps)
-        g = grad_steps * self.derivative()                       # a' dE/do_t, a new (T, B, ...) array
-        g[-1] *= spikes[-1]
-        for t in range(g.shape[0] - 2, -1, -1):
-            self.xp.copyto(g[t], g[t + 1], where=~spikes[t])     # silent: g_t = g_{t+1}
-        return g
+        return self.neuron.through_time(self.xp, grad_steps * self.derivative(), spikes)
+
+    def through_time_refusal(self):
+        return self.neuron.through_time_refusal()
 
     @property
     def spike_count(self):
         return self.state.count
 
+    def linear_part(self, x):
+        """The linear map in front of the neurons (none; a spiking pool's average)."""
+        return x
 
-#: A spiking layer's ``reset``: the name of the rule in :func:`~minisnn.neurons.integrate_and_fire`.
-RESETS = {"hard": "zero", "subtract": "subtract"}
+    def synapse_fanout(self, xp):
+        return None
+
+    def dense_macs(self):
+        return 0
+
+    def ann_twin(self):
+        from .ann import ReLU
+        return ReLU(name=self.name)
+
+    def linearised(self, gains):
+        from .linearised import frozen
+        return frozen(self, gains[self.name])
+
+    def convert_scales(self, conversion):
+        conversion.neurons(self)
 
 
-def _reset_rule(reset):
-    if reset not in RESETS:
-        raise ValueError(f"reset must be 'hard' or 'subtract', got {reset!r}")
-    return RESETS[reset]
+def neuron_layer(neuron, name, threshold=1.0, leak=0.99, reset="hard"):
+    """A layer of the neurons ``neuron()`` makes (a :class:`minisnn.neurons.Neuron` factory) or,
+    with ``neuron=None``, of LIF neurons (threshold, leak, reset)."""
+    return LIF(threshold, leak, name, reset) if neuron is None else Neurons(neuron(), name)
 
 
 class LIF(Neurons):
-    """Leaky integrate-and-fire neurons (eqs 3.1-3.2) and their derivative (3.22).
-
-    ``reset="hard"`` (the thesis): U <- 0 after a spike. ``reset="subtract"``: U <- U - V_th,
-    which keeps the charge above threshold, so a(T) V_th = net - U_T - (leak losses) and the
-    IF reading a ~ net / V_th of eq 3.16 holds up to one threshold; the derivative is the same
-    eq 3.22. The gradient through time follows the hard reset's graph only."""
+    """A layer of leaky integrate-and-fire neurons (:class:`minisnn.neurons.LIFNeuron`, eqs 3.1-3.2,
+    derivative 3.22); ``reset``: "hard" (the thesis) or "subtract" (converted networks)."""
 
     def __init__(self, threshold=1.0, leak=0.99, name=None, reset="hard"):
-        super().__init__(name)
-        if not 0 < leak <= 1:
-            raise ValueError(f"LIF leak must be in (0, 1], got {leak}")
-        self.threshold, self.leak = threshold, leak
-        self.reset_mode, self._rule = reset, _reset_rule(reset)
+        super().__init__(LIFNeuron(threshold, leak, reset), name)
 
-    def forward(self, currents, rows=ALL):
-        spikes = integrate_and_fire(self.xp, currents, self.state.rows(rows), self.threshold, self.leak,
-                                    reset=self._rule)
-        return self.fire(spikes, rows)
-
-    def derivative(self):
-        """a'(net) per neuron (eq 3.22)."""
-        return lif_derivative(self.xp, self.state.count, self.state.trace, self.threshold, self.leak)
-
-    def backward_through_time(self, grad_steps):
-        if self.reset_mode != "hard":
-            raise NotImplementedError(f"{self.name}: the gradient through time follows the hard reset; "
-                                      "use the aggregated gradient with reset by subtraction")
-        return super().backward_through_time(grad_steps)
+    threshold = property(lambda self: self.neuron.threshold)
+    leak = property(lambda self: self.neuron.leak)
+    reset_mode = property(lambda self: self.neuron.reset)
 
 
 class SpikingAvgPool(Neurons):
@@ -348,15 +302,18 @@ class SpikingAvgPool(Neurons):
     Backward as in the authors' code: the gradient passes with factor 1 where the pooling
     neuron fired at least once and 0 elsewhere (not 1/threshold), then spreads over the window / 4.
     Through time, the factor is 1 at the steps the pooling neuron fired, with the reset recursion
-    of :meth:`Neurons.backward_through_time`.
+    of :func:`minisnn.neurons.through_hard_reset`.
     """
 
-    keep_trace = False
+    pools_spikes = True
 
     def __init__(self, threshold=0.75, name=None, reset="hard"):
-        super().__init__(name)
+        # Integrating the 2x2 sum against 4 theta makes the same spikes as integrating the average
+        # against theta (scaling by 1/4 is exact in floating point), one pass cheaper.
+        super().__init__(IFNeuron(4 * threshold, reset), name)
         self.threshold = threshold
-        self.reset_mode, self._rule = reset, _reset_rule(reset)
+
+    reset_mode = property(lambda self: self.neuron.reset)
 
     def output_shape(self, in_shape):
         h, w, c = in_shape
@@ -364,12 +321,8 @@ class SpikingAvgPool(Neurons):
 
     def forward(self, x, rows=ALL):
         steps, batch = x.shape[:2]
-        # Integrating the 2x2 sum against 4 theta makes the same spikes as integrating the average
-        # against theta (scaling by 1/4 is exact in floating point), one pass cheaper.
         summed = ops.sum_pool2x2(x.reshape((steps * batch,) + self.in_shape))
-        summed = summed.reshape((steps, batch) + self.out_shape)
-        return self.fire(integrate_and_fire(self.xp, summed, self.state.rows(rows), 4 * self.threshold,
-                                            reset=self._rule), rows)
+        return super().forward(summed.reshape((steps, batch) + self.out_shape), rows)
 
     def derivative(self):
         return (self.state.count > 0).astype(self.dtype)
@@ -378,17 +331,25 @@ class SpikingAvgPool(Neurons):
         return ops.avg_pool2x2_backward(self.xp, grad * self.derivative(), (grad.shape[0],) + self.in_shape)
 
     def backward_through_time(self, grad_steps):
-        if self.reset_mode != "hard":
-            raise NotImplementedError(f"{self.name}: the gradient through time follows the hard reset; "
-                                      "use the aggregated gradient with reset by subtraction")
         g = super().backward_through_time(grad_steps)
         steps, batch = g.shape[:2]
         spread = ops.avg_pool2x2_backward(self.xp, g.reshape((-1,) + self.out_shape),
                                           (steps * batch,) + self.in_shape)
         return spread.reshape((steps, batch) + self.in_shape)
 
+    def linear_part(self, x):
+        steps, batch = x.shape[:2]
+        return ops.avg_pool2x2(x.reshape((steps * batch,) + self.in_shape)).reshape((steps, batch) + self.out_shape)
 
-class Dropout(Layer):
+    def ann_twin(self):
+        from .ann import AvgPool
+        return AvgPool(name=self.name)
+
+    def convert_scales(self, conversion):
+        conversion.spiking_pool(self)
+
+
+class Dropout(Passive):
     """One Bernoulli mask per sample and unit, drawn once per forward and held for all T steps
     (section 3.3.2); kept units scaled by 1 / (1 - p). Identity at evaluation. Like the neurons,
     forward works in place: it scales the spike chunk it is given."""
@@ -417,68 +378,21 @@ class Dropout(Layer):
 
     backward_through_time = backward          # the mask is the same at every step
 
+    def convert_scales(self, conversion):
+        conversion.drops(self)
+
 
 # ------------------------------------------------------------------------------------------
-# Output layer (eq 3.5) and residual block (section 3.2.2)
+# The parameter-free skips of residual blocks (minisnn.residual)
 # ------------------------------------------------------------------------------------------
 
-class Output(Weighted):
-    """Non-spiking output layer: its membrane integrates W s_t with the leak and never fires;
-    output = U^L(T) / T (eq 3.5). Since W is linear, U^L(T) = W sum_t lambda^(T-t) s_t is computed
-    from a leaky input sum. Backward: delta^L = e / T (eqs 3.10-3.11, 3.23).
+class Identity(Passive):
+    """x -> x. ``skip=True``: a residual skip, whose spikes each add into one membrane (an SOP)."""
 
-    ``forward`` returns U^L(t) / T after the chunk for its rows, so the output of the pass once
-    the last chunk is in. :meth:`output` computes the same on the whole batch in one product,
-    which the network returns: a matrix product's rounding depends on how many rows it has, so
-    products over slices of the batch would make the result depend on the worker count.
-
-    The authors' code leaks after adding the input, U_t = lambda (U_{t-1} + W s_t), so its
-    output is this one times lambda (a constant 1 % at lambda = 0.99).
-
-    Through time, the leak passes no gradient (the authors' graph), so dE/dU^L_t = e / T at every
-    step and the gradients are the aggregated ones; :meth:`backward_through_time` takes the
-    error e (B, classes) like :meth:`backward` and returns dE/ds_t (T, B, in_features), the same at
-    every step (a read-only broadcast view)."""
-
-    records_inputs = False
-
-    def __init__(self, in_features, num_classes, leak=0.99, name=None):
+    def __init__(self, name=None, skip=False):
         super().__init__(name)
-        self.weight_shape = (num_classes, in_features)
-        self.leak = leak
+        self.skip = skip
 
-    def output_shape(self, in_shape):
-        if in_shape != (self.weight_shape[1],):
-            raise ValueError(f"{self.name}: expects ({self.weight_shape[1]},) inputs, got {in_shape}")
-        return (self.weight_shape[0],)
-
-    def reset(self, batch_size, training=False, rng=None, T=None):
-        if T is None or T < 1:
-            raise ValueError(f"{self.name}: reset needs T, the number of time steps of the pass, got {T}")
-        super().reset(batch_size, training, rng, T)
-        self.T = T
-        self.leaky_sum = self.xp.zeros((batch_size,) + self.in_shape, self.dtype)
-
-    def forward(self, x, rows=ALL):
-        self.count_input(x, rows)
-        total = leaky_sum(self.xp, x, self.leaky_sum[rows], self.leak)
-        return total @ self.params["weight"].T / self.T                                 # eq 3.5
-
-    def output(self):
-        """U^L(T) / T (eq 3.5) of the whole batch."""
-        return self.leaky_sum @ self.params["weight"].T / self.T
-
-    def backward(self, error):
-        delta = error / self.T                                                          # eq 3.23
-        self.grads["weight"] = delta.T @ self.input_count                               # eq 3.25
-        return delta @ self.params["weight"]
-
-    def backward_through_time(self, error):
-        grad = self.backward(error)
-        return self.xp.broadcast_to(grad, (self.T,) + grad.shape)
-
-
-class Identity(Layer):
     def forward(self, x, rows=ALL):
         return x
 
@@ -487,9 +401,13 @@ class Identity(Layer):
 
     backward_through_time = backward
 
+    def synapse_fanout(self, xp):
+        return xp.ones(self.in_shape) if self.skip else None
 
-class Subsample(Layer):
-    """Parameter-free stride-2 skip of the authors' ResNet11 code: x[:, ::2, ::2, :]."""
+
+class Subsample(Passive):
+    """Parameter-free stride-2 skip of the authors' ResNet11 code: x[:, ::2, ::2, :]; each kept
+    spike adds into one membrane (an SOP)."""
 
     def output_shape(self, in_shape):
         h, w, c = in_shape
@@ -508,78 +426,12 @@ class Subsample(Layer):
         out[:, :, ::2, ::2, :] = grad_steps
         return out
 
+    def synapse_fanout(self, xp):
+        fan = xp.zeros(self.in_shape)
+        fan[::2, ::2, :] = 1
+        return fan
 
-class ResidualBlock(Layer):
-    """Two conv-LIF layers; the skip path is added into the second layer's membrane (3.2.2):
 
-        U2_t = lambda U2'_{t-1} + W2 * o1_t + S * x_t
-
-    with S a 1x1 convolution (``skip="conv"``), the identity (``"identity"``) or the authors'
-    parameter-free stride-2 subsample (``"subsample"``). Backward: the sum over both paths.
-    """
-
-    def __init__(self, in_channels, out_channels, stride=1, skip="conv", threshold=1.0, leak=0.99,
-                 dropout=0.0, name=None, reset="hard"):
-        super().__init__(name)
-        self.conv_a = Conv2d(in_channels, out_channels, 3, 1, 1, name=f"{name}.conv_a")
-        self.lif_a = LIF(threshold, leak, name=f"{name}.lif_a", reset=reset)
-        self.drop = Dropout(dropout, name=f"{name}.dropout") if dropout > 0 else Identity(f"{name}.id")
-        self.conv_b = Conv2d(out_channels, out_channels, 3, stride, 1, name=f"{name}.conv_b")
-        self.lif_b = LIF(threshold, leak, name=f"{name}.lif_b", reset=reset)
-        if skip == "conv":
-            self.skip = Conv2d(in_channels, out_channels, 1, stride, 0, name=f"{name}.skip")
-        elif skip == "identity":
-            if stride != 1 or in_channels != out_channels:
-                raise ValueError(f"{name}: an identity skip needs stride 1 and equal channels")
-            self.skip = Identity(f"{name}.skip")
-        elif skip == "subsample":
-            if stride != 2 or in_channels != out_channels:
-                raise ValueError(f"{name}: a subsample skip needs stride 2 and equal channels")
-            self.skip = Subsample(f"{name}.skip")
-        else:
-            raise ValueError(f"{name}: skip must be 'conv', 'identity' or 'subsample', got {skip!r}")
-        self.skip_kind = skip
-
-    def sublayers(self):
-        return [self.conv_a, self.lif_a, self.drop, self.conv_b, self.skip, self.lif_b]
-
-    def build(self, backend, in_shape):
-        super().build(backend, in_shape)
-        shape = self.conv_a.build(backend, in_shape)
-        shape = self.lif_a.build(backend, shape)
-        shape = self.drop.build(backend, shape)
-        shape = self.conv_b.build(backend, shape)
-        skip_shape = self.skip.build(backend, in_shape)
-        if skip_shape != shape:
-            raise ValueError(f"{self.name}: skip gives {skip_shape} but the main path {shape}")
-        self.out_shape = self.lif_b.build(backend, shape)
-        return self.out_shape
-
-    def output_shape(self, in_shape):
-        return in_shape  # replaced in build
-
-    def init_parameters(self, rng, gain):
-        for layer in (self.conv_a, self.conv_b, self.skip):
-            layer.init_parameters(rng, gain)
-
-    def reset(self, batch_size, training=False, rng=None, T=None):
-        super().reset(batch_size, training, rng, T)
-        for layer in self.sublayers():
-            layer.reset(batch_size, training, rng, T)
-
-    def forward(self, x, rows=ALL):
-        hidden = self.drop(self.lif_a(self.conv_a(x, rows), rows), rows)
-        currents = self.conv_b(hidden, rows)
-        currents += self.skip(x, rows)
-        return self.lif_b(currents, rows)
-
-    def backward(self, grad):
-        delta = self.lif_b.backward(grad)
-        through_main = self.conv_a.backward(self.lif_a.backward(self.drop.backward(self.conv_b.backward(delta))))
-        return through_main + self.skip.backward(delta)
-
-    def backward_through_time(self, grad_steps):
-        delta = self.lif_b.backward_through_time(grad_steps)
-        hidden = self.drop.backward_through_time(self.conv_b.backward_through_time(delta))
-        through_main = self.conv_a.backward_through_time(self.lif_a.backward_through_time(hidden))
-        return through_main + self.skip.backward_through_time(delta)
+# re-exported: they build on the layers above
+from .weighted import Conv2d, Linear, Output, Weighted  # noqa: E402
+from .residual import ResidualBlock  # noqa: E402

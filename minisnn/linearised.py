@@ -21,8 +21,7 @@ from __future__ import annotations
 import copy
 import functools
 
-from . import ops
-from .layers import ALL, Layer, Neurons, Output, ResidualBlock, SpikingAvgPool
+from .layers import ALL, Layer
 
 
 class FrozenGain:
@@ -32,11 +31,7 @@ class FrozenGain:
         Layer.reset(self, batch_size, training, rng, T)              # no neuron state
 
     def forward(self, x, rows=ALL):
-        if isinstance(self, SpikingAvgPool):
-            steps, batch = x.shape[:2]
-            x = ops.avg_pool2x2(x.reshape((steps * batch,) + self.in_shape))
-            x = x.reshape((steps, batch) + self.out_shape)
-        return x * self.gain[rows]
+        return self.linear_part(x) * self.gain[rows]
 
     def derivative(self):
         return self.gain
@@ -56,19 +51,9 @@ def frozen(layer, gain):
 
 
 def twin_layer(layer, gains):
-    """The linearised twin of one layer: neuron layers (also inside residual blocks) frozen at
-    ``gains[name]``, the output layer without leak, every other layer itself."""
-    if isinstance(layer, Neurons):
-        return frozen(layer, gains[layer.name])
-    if isinstance(layer, ResidualBlock):
-        twin = copy.copy(layer)
-        twin.lif_a, twin.lif_b = twin_layer(layer.lif_a, gains), twin_layer(layer.lif_b, gains)
-        return twin
-    if isinstance(layer, Output):
-        twin = copy.copy(layer)                                       # shares params and grads
-        twin.leak = 1.0
-        return twin
-    return layer
+    """The linearised twin of one layer (its ``linearised``): neuron layers (also inside residual
+    blocks) frozen at ``gains[name]``, the output layer without leak, every other layer itself."""
+    return layer.linearised(gains)
 
 
 def random_gains(net, batch, rng, low=0.5, high=1.5):

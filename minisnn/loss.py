@@ -18,14 +18,15 @@ import numpy as np
 
 
 def array_module(*arrays):
-    """The array module the arrays live in: CuPy for CuPy arrays (``cupy.get_array_module``;
-    none can exist before CuPy is imported), the strict test module for its arrays, else NumPy."""
-    for name in ("cupy", "minisnn.testing"):
-        module = sys.modules.get(name)
-        if module is not None:
-            xp = getattr(module, "strict_xp", module).get_array_module(*arrays)
-            if xp is not np:
-                return xp
+    """The array module the arrays live in: CuPy for CuPy arrays (``cupy.get_array_module``; none can
+    exist before CuPy is imported), the one another array type names (``__array_namespace__``:
+    the strict test module's arrays), else NumPy."""
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and cupy.get_array_module(*arrays) is not np:
+        return cupy.get_array_module(*arrays)
+    for array in arrays:
+        if not isinstance(array, np.ndarray) and hasattr(array, "__array_namespace__"):
+            return array.__array_namespace__()
     return np
 
 

@@ -33,7 +33,9 @@ blocks are ``block1 ...`` with sublayers ``block1.conv_a`` etc.; parameters are 
 """
 from __future__ import annotations
 
-from .layers import LIF, Conv2d, Dropout, Flatten, Linear, Output, ResidualBlock, SpikingAvgPool
+import importlib
+
+from .layers import Conv2d, Dropout, Flatten, Linear, Output, ResidualBlock, SpikingAvgPool, neuron_layer
 from .network import Network
 
 MODELS = ("lenet5", "vgg7", "vgg9", "resnet7", "resnet9", "resnet11")
@@ -63,7 +65,7 @@ class _Builder:
     """Appends layers and tracks the per-sample shape (channels-last) as it goes, so the fc
     input size and the block shapes come from the layers themselves."""
 
-    def __init__(self, input_shape, width, threshold, leak, pool_threshold, dropout, reset="hard"):
+    def __init__(self, input_shape, width, threshold, leak, pool_threshold, dropout, reset="hard", neuron=None):
         if len(input_shape) != 3:
             raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
         c, h, w = (int(s) for s in input_shape)
@@ -76,7 +78,7 @@ class _Builder:
         self.shape = (h, w, c)           # internal layout (H, W, C)
         self.width = width
         self.threshold, self.leak, self.pool_threshold = threshold, leak, pool_threshold
-        self.dropout, self.reset = dropout, reset
+        self.dropout, self.reset, self.neuron = dropout, reset, neuron
         self.layers = []
         self.counts = {"conv": 0, "pool": 0, "fc": 0, "block": 0}
 
@@ -89,6 +91,10 @@ class _Builder:
     def ch(self, n):
         """A hidden channel / feature count scaled by ``width`` (rounded, at least 1)."""
         return max(1, int(round(n * self.width)))
+
+    def _neurons(self, name):
+        """The neuron layer after a convolution or fc layer (LIF unless a neuron factory was given)."""
+        return neuron_layer(self.neuron, name, self.threshold, self.leak, self.reset)
 
     def _drop(self, suffix):
         if self.dropout > 0:
@@ -103,7 +109,7 @@ class _Builder:
         conv = Conv2d(c, out, k, stride, k // 2, name=f"conv{i}")
         self.shape = conv.output_shape(self.shape)
         self._check(conv.name)
-        self.layers += [conv, LIF(self.threshold, self.leak, name=f"lif{i}", reset=self.reset)]
+        self.layers += [conv, self._neurons(f"lif{i}")]
         if drop:
             self._drop(str(i))
 
@@ -121,7 +127,8 @@ class _Builder:
         c = self.shape[2]
         out = self.ch(out)
         self.layers.append(ResidualBlock(c, out, stride, skip, self.threshold, self.leak,
-                                         self.dropout, name=f"block{i}", reset=self.reset))
+                                         self.dropout, name=f"block{i}", reset=self.reset,
+                                         neuron=self.neuron))
         h, w = self.shape[:2]
         self.shape = ((h - 1) // stride + 1, (w - 1) // stride + 1, out)
         self._check(f"block{i}")
@@ -136,7 +143,7 @@ class _Builder:
         i = self.counts["fc"]
         out = self.ch(out)
         self.layers += [Linear(self.shape[0], out, name=f"fc{i}"),
-                        LIF(self.threshold, self.leak, name=f"lif_fc{i}", reset=self.reset)]
+                        self._neurons(f"lif_fc{i}")]
         self.shape = (out,)
         self._drop(f"_fc{i}")
 
@@ -265,7 +272,7 @@ def default_input_shape(name: str) -> tuple:
 
 
 def layers(name, input_shape=None, num_classes=10, width=1.0, *, threshold=1.0, leak=0.99,
-           pool_threshold=0.75, dropout=None, resnet11_skip="subsample", reset="hard"):
+           pool_threshold=0.75, dropout=None, resnet11_skip="subsample", reset="hard", neuron=None):
     """The layer list of model ``name`` (tables 4.2-4.4), unbuilt; :func:`build` wraps it."""
     key = _check_name(name)
     if input_shape is None:
@@ -273,13 +280,14 @@ def layers(name, input_shape=None, num_classes=10, width=1.0, *, threshold=1.0, 
     if width <= 0:
         raise ValueError(f"width must be positive, got {width}")
     p = DEFAULT_DROPOUT[key] if dropout is None else float(dropout)
-    b = _Builder(input_shape, width, threshold, leak, pool_threshold, p, reset)
+    b = _Builder(input_shape, width, threshold, leak, pool_threshold, p, reset, neuron)
     return _LAYOUTS[key](b, num_classes, resnet11_skip=resnet11_skip)
 
 
 def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, threshold=1.0,
           leak=0.99, pool_threshold=0.75, dropout=None, seed=0, time_chunk=10, encoder=None,
-          init_gain=None, resnet11_skip="subsample", execution="auto", gradient="aggregated", reset="hard"):
+          init_gain=None, resnet11_skip="subsample", execution="auto", gradient="aggregated", reset="hard",
+          neuron=None):
     """Build model ``name`` (one of :data:`MODELS`) of tables 4.2-4.4 as a :class:`Network`.
 
     ``input_shape`` is (C, H, W), channels first: (1, 28, 28), (2, 34, 34) or (3, 32, 32) in
@@ -291,7 +299,9 @@ def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, th
     (:data:`DEFAULT_DROPOUT`); 0 removes the dropout layers. ``init_gain=None`` takes the
     Network's k: 2 (plain) or 1 (residual). ``resnet11_skip`` selects ResNet11's last skip (see
     its docstring). ``reset``: every spiking neuron's reset, "hard" (the thesis) or "subtract"
-    (:class:`~minisnn.layers.LIF`).
+    (:class:`~minisnn.layers.LIF`). ``neuron``: a factory of :class:`~minisnn.neurons.Neuron` models,
+    called once per neuron layer after a convolution or fc layer (residual blocks included), in
+    place of the LIF neurons (threshold, leak and reset then apply to the pools and the output only).
     ``encoder=None`` is the Network's default PoissonEncoder (scale 1, the thesis' reading;
     the authors' MNIST code corresponds to ``PoissonEncoder(scale=0.5)``). ``execution``:
     "auto", "dense" or "event" products (:class:`Network`). ``gradient``: "aggregated" or
@@ -300,7 +310,8 @@ def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, th
     key = _check_name(name)
     input_shape = default_input_shape(key) if input_shape is None else tuple(input_shape)
     stack = layers(key, input_shape, num_classes, width, threshold=threshold, leak=leak,
-                   pool_threshold=pool_threshold, dropout=dropout, resnet11_skip=resnet11_skip, reset=reset)
+                   pool_threshold=pool_threshold, dropout=dropout, resnet11_skip=resnet11_skip, reset=reset,
+                   neuron=neuron)
     return Network(stack, input_shape, backend=backend, encoder=encoder, time_chunk=time_chunk,
                    init_gain=init_gain, seed=seed, name=key, execution=execution, gradient=gradient)
 
@@ -309,7 +320,8 @@ def from_config(config, backend=None):
     """The network a run's config describes (``python -m minisnn.train``, :func:`minisnn.load`):
     the spiking model, or its ANN (:func:`minisnn.ann.build`) for ``network="ann"``; event data
     enters through FrameInput, images through PoissonEncoder(encoding_scale) or, for
-    ``input="direct"``, DirectInput; ``reset`` is the neurons' reset."""
+    ``input="direct"``, DirectInput; ``reset`` is the neurons' reset, ``neuron`` their model
+    (:func:`neuron_factory`; absent: LIF)."""
     from .data import DATASETS
     from .encoding import DirectInput, FrameInput, PoissonEncoder
 
@@ -319,7 +331,7 @@ def from_config(config, backend=None):
                    time_chunk=config.get("time_chunk", 10))
     if config.get("network", "snn") == "ann":
         from . import ann
-        return ann.build(config["model"], *shape, **options)
+        return ann.build(config["model"], *shape, gradient=config.get("gradient", "aggregated"), **options)
     if info.kind == "events":
         encoder = FrameInput()
     elif config.get("input", "poisson") == "direct":
@@ -327,7 +339,21 @@ def from_config(config, backend=None):
     else:
         encoder = PoissonEncoder(config.get("encoding_scale", 1.0))
     return build(config["model"], *shape, encoder=encoder, gradient=config.get("gradient", "aggregated"),
-                 reset=config.get("reset", "hard"), **options)
+                 reset=config.get("reset", "hard"), neuron=neuron_factory(config.get("neuron")), **options)
+
+
+def neuron_factory(spec):
+    """The neuron factory a config's ``neuron`` names: None (LIF neurons) or ``"module:name"`` of an
+    importable :class:`~minisnn.neurons.Neuron` class or factory, so a checkpoint of a network
+    with your own neurons loads back (:func:`minisnn.load`) wherever that module imports."""
+    if spec is None:
+        return None
+    module, _, attr = str(spec).partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"neuron {spec!r} is not an importable 'module:name' neuron factory ({exc}); "
+                         "put its module on the Python path") from None
 
 
 def summary(name, input_shape=None, num_classes=10, width=1.0, **kwargs):
@@ -336,4 +362,4 @@ def summary(name, input_shape=None, num_classes=10, width=1.0, **kwargs):
 
 
 __all__ = ["MODELS", "DEFAULT_DROPOUT", "build", "from_config", "layers", "summary", "default_dataset",
-           "default_input_shape"]
+           "default_input_shape", "neuron_factory"]

@@ -17,10 +17,10 @@ import numpy as np
 
 from .backend import Backend, cpu_count
 from .encoding import PoissonEncoder
-from . import events
+from . import events, gradients
 from .distributed import rows_of
 from .ops import flush_subnormals
-from .layers import ALL, LIF, Conv2d, Layer, Linear, Neurons, Output, ResidualBlock, SpikingAvgPool
+from .layers import ALL, LIF, Layer, Neurons, Output, SpikingAvgPool
 from .runner import Runner
 
 
@@ -39,11 +39,12 @@ class Network:
     ``gradient``: what :meth:`backward` computes - ``"aggregated"``, the one pass on the
     statistics over T (eqs 3.23-3.25, the default), or ``"through-time"``, the authors' per-step
     gradient through the hard reset (docs/algorithm.md); the latter makes a training forward keep
-    every step's spikes of every layer, so its memory grows with T.
+    every step's spikes of every layer, so its memory grows with T (:mod:`minisnn.gradients`; a
+    gradient the layers cannot run is refused with :class:`~minisnn.gradients.UnsupportedGradient`).
     """
 
     #: The backward passes :attr:`gradient` can select.
-    GRADIENTS = ("aggregated", "through-time")
+    GRADIENTS = tuple(gradients.GRADIENTS)
 
     def __init__(self, layers, input_shape, backend: Backend | None = None, encoder=None,
                  time_chunk: int = 10, init_gain: float | None = None, seed: int = 0,
@@ -59,7 +60,7 @@ class Network:
         self.encoder = encoder or PoissonEncoder()
         self.time_chunk = time_chunk
         if init_gain is None:
-            init_gain = 1.0 if any(isinstance(layer, ResidualBlock) for layer in self.layers) else 2.0
+            init_gain = 1.0 if any(layer.residual for layer in self.layers) else 2.0
         self.init_gain = init_gain
         self.runner = None
         self.workers = workers
@@ -88,7 +89,7 @@ class Network:
         self.runner = Runner(count or cpu_count(), self.backend.device)
         self._close_runner = weakref.finalize(self, self.runner.close)
         for layer in self.all_layers():
-            if isinstance(layer, (Conv2d, Linear)):
+            if layer.event_products:
                 layer.batch_sum = self.runner.batch_sum      # auto: one path per chunk for the whole batch
 
     @property
@@ -100,21 +101,19 @@ class Network:
     def execution(self, mode):
         self._execution = events.check_execution(mode)
         for layer in self.all_layers():
-            if isinstance(layer, (Conv2d, Linear)):
+            if layer.event_products:
                 layer.execution = mode
 
     @property
     def gradient(self):
         """"aggregated" or "through-time": the backward pass (see the class docstring)."""
-        return self._gradient
+        return self._gradient.name
 
     @gradient.setter
     def gradient(self, mode):
-        if mode not in self.GRADIENTS:
-            raise ValueError(f"gradient must be one of {', '.join(map(repr, self.GRADIENTS))}, got {mode!r}")
-        self._gradient = mode
-        for layer in self.layers + self.all_layers():
-            layer.through_time = mode == "through-time"
+        strategy = gradients.strategy(mode)
+        strategy.check(self.all_layers())
+        self._gradient = strategy
 
     def close(self):
         """Stop the CPU worker threads (done at exit anyway; a later forward starts them again)."""
@@ -202,6 +201,8 @@ class Network:
         (``part``: as in :meth:`forward`)."""
         for index, layer in enumerate(self.layers):
             layer.reset(batch, train, rng=rows_of(self.backend.rng(*rng_key, "dropout", index), part, axis=0), T=T)
+        if train:
+            self._gradient.prepare(self.all_layers(), T)
         self.T = T
 
     def forward_chunk(self, spikes, rows=ALL):
@@ -257,10 +258,8 @@ class Network:
         """
         if self.T is None:
             raise RuntimeError("backward() needs a forward(train=True) first")
-        grad = error
         with self.runner.compute():
-            for layer in reversed(self.layers):
-                grad = layer.backward_through_time(grad) if self.gradient == "through-time" else layer.backward(grad)
+            grad = self._gradient.backward(self.layers, error)
         return self._to_external(grad)
 
     # -- monitoring ------------------------------------------------------------------------

@@ -127,6 +127,9 @@ class StrictArray(NDArrayOperatorsMixin):
     def __array_function__(self, func, types, args, kwargs):
         return _call(func, args, kwargs)
 
+    def __array_namespace__(self, api_version=None):
+        return strict_xp                    # the module its arrays belong to (minisnn.loss asks)
+
     # explicit device -> host
     def get(self, stream=None, order="C", out=None):
         if out is not None:
@@ -388,3 +391,10 @@ class _StrictSparseModule:
 
 
 strict_sparse = _StrictSparseModule()
+strict_xp.sparse_module = strict_sparse          # what minisnn.events multiplies strict arrays with
+
+
+# -- checks for any layer, and the hand-written gradient through time (minisnn.layercheck) ----
+from .layercheck import check_layer, hand_bptt  # noqa: E402
+
+__all__ += ["check_layer", "hand_bptt"]

@@ -343,6 +343,7 @@ def main(argv=None, callbacks=()):
     from .config import ConfigError
     from .data import DatasetError
     from .distributed import Agreed, DistributedError, Solo, connect, launcher_rank
+    from .gradients import UnsupportedGradient
     from .runs import RunFolderError
 
     def silence(stack):
@@ -367,7 +368,7 @@ def main(argv=None, callbacks=()):
             return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
         except DeviceError as exc:
             return _stop(cluster, EXIT_BAD_INPUT, device_error_text(exc))
-        except (ConfigError, CheckpointError, DatasetError, RunFolderError, DistributedError) as exc:
+        except (ConfigError, CheckpointError, DatasetError, RunFolderError, DistributedError, UnsupportedGradient) as exc:
             return _stop(cluster, EXIT_BAD_INPUT, exc)
         except (Stop, Agreed) as exc:
             return _stop(cluster, exc.status, exc, shared=isinstance(exc, Agreed))

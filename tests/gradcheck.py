@@ -3,30 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def relative_error(a, b):
-    """max |a - b| / max(|a| + |b|, tiny), elementwise, as one number."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-12)))
-
-
-def numerical_gradient(f, x, indices, eps=1e-6):
-    """dF/dx at the given flat indices of ``x`` (modified in place and restored)."""
-    flat = x.reshape(-1)
-    grads = []
-    for i in indices:
-        old = flat[i]
-        flat[i] = old + eps
-        plus = f()
-        flat[i] = old - eps
-        minus = f()
-        flat[i] = old
-        grads.append((plus - minus) / (2 * eps))
-    return np.array(grads)
-
-
-def sample_indices(rng, size, count):
-    return rng.choice(size, size=min(count, size), replace=False)
+from minisnn.layercheck import numerical_gradient, relative_error, sample_indices  # noqa: F401
 
 
 def check_whole_chain(net, batch=2, T=7, samples=5, seed=0):

@@ -11,6 +11,7 @@ import pytest
 from minisnn import ann, hybrid, models
 from minisnn.backend import Backend
 from minisnn.encoding import DirectInput, PoissonEncoder
+from minisnn.gradients import UnsupportedGradient
 from minisnn.layers import LIF, SpikingAvgPool
 from tests.test_ann import _bars
 from tests.test_train import REPO, _env, error_line, fake_mnist, last_json, run_cli  # noqa: F401 (fixture)
@@ -66,11 +67,14 @@ def test_subtract_reset_keeps_the_charge_above_threshold():
 
 
 def test_gradient_through_time_refuses_reset_by_subtraction():
-    net = models.build("lenet5", (1, 12, 12), 3, 0.1, Backend("cpu", "float64"), reset="subtract",
-                       gradient="through-time")
-    out = net.forward(np.random.default_rng(0).uniform(0, 1, (2, 1, 12, 12)), 5, train=True)
-    with pytest.raises(NotImplementedError, match="hard reset"):
-        net.backward(out)
+    """Refused when the network is built or switched, naming the layers, never run on another graph."""
+    with pytest.raises(UnsupportedGradient, match="hard reset.*lif1, pool1"):
+        models.build("lenet5", (1, 12, 12), 3, 0.1, Backend("cpu", "float64"), reset="subtract",
+                     gradient="through-time")
+    net = models.build("lenet5", (1, 12, 12), 3, 0.1, Backend("cpu", "float64"), reset="subtract")
+    with pytest.raises(UnsupportedGradient, match="hard reset"):
+        net.gradient = "through-time"
+    assert net.gradient == "aggregated"
 
 
 def test_direct_input_trains_on_the_image_as_current():

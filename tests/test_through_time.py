@@ -6,11 +6,12 @@ import pytest
 
 from minisnn import (LIF, Backend, Conv2d, Dropout, Flatten, Linear, Network, Output, ResidualBlock,
                      SpikingAvgPool, models, mse_loss)
+from minisnn import ann
 from minisnn.encoding import FrameInput, poisson_encode
-from minisnn.neurons import lif_derivative
-from minisnn.testing import strict_backend
+from minisnn.gradients import UnsupportedGradient
+from minisnn.testing import hand_bptt as bptt, strict_backend
 
-from test_train import fake_mnist, last_json, run_cli  # noqa: F401 (fake_mnist: a fixture)
+from test_train import error_line, fake_mnist, last_json, run_cli  # noqa: F401 (fake_mnist: a fixture)
 
 B, T = 12, 20
 
@@ -20,41 +21,6 @@ def fc_net(backend, gradient="through-time"):
                     Linear(200, 100, name="fc2"), LIF(1.0, 0.99, name="lif2"),
                     Output(100, 10, 0.99, name="output")],
                    input_shape=(784,), backend=backend, encoder=FrameInput(), seed=0, gradient=gradient)
-
-
-def bptt(net, spikes, labels, leak=0.99, threshold=1.0):
-    """The authors' per-time-step gradient, by hand (tutorials/06_backprop.py, section 3)."""
-    W1, W2, WL = (net.parameters()[k] for k in ("fc1.weight", "fc2.weight", "output.weight"))
-    steps, batch = spikes.shape[:2]
-    U1, U2, UL = np.zeros((batch, 200)), np.zeros((batch, 100)), np.zeros((batch, 10))
-    o1s, o2s = np.zeros((steps, batch, 200)), np.zeros((steps, batch, 100))
-    for t in range(steps):                                   # forward, keeping every step
-        U1 = leak * U1 + spikes[t] @ W1.T
-        o1s[t] = U1 > threshold
-        U1 *= 1 - o1s[t]
-        U2 = leak * U2 + o1s[t] @ W2.T
-        o2s[t] = U2 > threshold
-        U2 *= 1 - o2s[t]
-        UL = leak * UL + o2s[t] @ WL.T
-    out = UL / steps
-    _, e = mse_loss(out, labels)
-
-    def multiplier(o):
-        trace = np.tensordot(leak ** np.arange(steps - 1, -1, -1.0), o, axes=(0, 0))
-        return lif_derivative(np, o.sum(axis=0), trace, threshold, leak)
-    m1, m2 = multiplier(o1s), multiplier(o2s)
-    grads = {"output.weight": (e / steps).T @ o2s.sum(axis=0)}
-    g_o2 = (e / steps) @ WL                                  # dE/d o2_t, the same at every t
-    g1, g2 = np.zeros((batch, 200)), np.zeros((batch, 100))
-    dW1, dW2 = np.zeros_like(W1), np.zeros_like(W2)
-    for t in reversed(range(steps)):                         # backward through time
-        g2 = o2s[t] * m2 * g_o2 + (1 - o2s[t]) * g2
-        dW2 += g2.T @ o1s[t]
-        g_o1 = g2 @ W2
-        g1 = o1s[t] * m1 * g_o1 + (1 - o1s[t]) * g1
-        dW1 += g1.T @ spikes[t]
-    grads.update({"fc1.weight": dW1, "fc2.weight": dW2})
-    return grads, out, (o1s, o2s)
 
 
 def fc_batch(backend):
@@ -190,8 +156,8 @@ def test_conv_and_fc_through_time_with_a_constant_gradient_are_the_aggregated_on
     for layer, shape in ((Conv2d(3, 4, 3, 2, 1, name="conv"), (7, 7, 3)), (Linear(6, 5, name="fc"), (6,))):
         out_shape = layer.build(backend, shape)
         layer.init_parameters(backend.rng(0, "init"), 2.0)
-        layer.through_time = True
         layer.reset(3, training=True, T=6)
+        layer.record_steps(6)
         for chunk in np.split(rng.random((6, 3) + shape) < 0.3, [2, 5]):
             layer(chunk.astype(np.float64))
         delta = rng.standard_normal((3,) + out_shape)
@@ -263,3 +229,15 @@ def test_gradient_knob_defaults_for_old_checkpoints_and_cannot_change_on_resume(
     assert config.upgrade_stored(old)["gradient"] == "aggregated"
     with pytest.raises(config.ConfigError, match="--gradient"):
         config.resolve_stored({"gradient": "through-time"}, old, "resume")
+
+
+def test_an_ann_through_time_is_refused_not_replaced(fake_mnist, tmp_path):
+    """ReLU units have no time steps: the network refuses the gradient, and the command exits 2 with
+    that reason before it writes anything (it used to train with the aggregated gradient)."""
+    with pytest.raises(UnsupportedGradient, match="ReLU units.*lif1"):
+        ann.build("lenet5", width=0.25, gradient="through-time")
+    out = tmp_path / "run"
+    proc = run_cli(["--data-dir", fake_mnist, "--network", "ann", "--gradient", "through-time", "--width", 0.25,
+                    "--limit-train", 32, "--epochs", 1, "--quiet", "--out", out], tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "ReLU units" in error_line(proc) and not out.exists()

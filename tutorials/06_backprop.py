@@ -50,6 +50,7 @@ from minisnn import (LIF, SGD, Backend, Conv2d, Flatten, Linear, Network, Output
 from minisnn.encoding import FrameInput, PoissonEncoder
 from minisnn.linearised import Linearised
 from minisnn.neurons import lif_derivative
+from minisnn.testing import hand_bptt
 
 FAST = os.environ.get("MINISNN_FAST", "0") == "1"
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
@@ -185,8 +186,9 @@ assert worst < 1e-6, worst
 # So every input step is credited to the *next spike* of the neuron, and inputs after its
 # last spike get no credit at all (the reset cuts the path); the aggregated form credits the
 # whole window, $x(T)$. For the output layer, $\partial E/\partial U^L_t = e/T$ at every step, and the
-# two are identical. We implement this BPTT for a fully connected SNN 784-200-100-10 and
-# compare it with minisnn's gradient on a real batch.
+# two are identical. `minisnn.testing.hand_bptt` writes this BPTT out by hand, step by step in
+# plain NumPy, for a fully connected SNN 784-200-100-10 (read it there: about thirty lines);
+# we compare it with minisnn's gradient on a real batch.
 
 # %%
 B = 32 if FAST else 128
@@ -211,41 +213,6 @@ fc = Network([Linear(784, 200, name="fc1"), LIF(1.0, 0.99, name="lif1"),
              input_shape=(784,), backend=backend, seed=0)
 
 
-def bptt(net, spikes, labels, leak=0.99, threshold=1.0):
-    """The authors' per-time-step gradient, by hand: returns ({name: dE/dW}, last spike steps)."""
-    W1, W2, WL = (net.parameters()[k] for k in ("fc1.weight", "fc2.weight", "output.weight"))
-    steps, batch = spikes.shape[:2]
-    U1, U2, UL = np.zeros((batch, 200)), np.zeros((batch, 100)), np.zeros((batch, 10))
-    o1s, o2s = np.zeros((steps, batch, 200)), np.zeros((steps, batch, 100))
-    for t in range(steps):                                   # forward, keeping every step
-        U1 = leak * U1 + spikes[t] @ W1.T
-        o1s[t] = U1 > threshold
-        U1 *= 1 - o1s[t]
-        U2 = leak * U2 + o1s[t] @ W2.T
-        o2s[t] = U2 > threshold
-        U2 *= 1 - o2s[t]
-        UL = leak * UL + o2s[t] @ WL.T
-    out = UL / steps
-    _, e = mse_loss(out, labels)
-    # the per-neuron multipliers (grad_cal / V_th), from counts and leaky traces
-    def multiplier(o):
-        trace = np.tensordot(leak ** np.arange(steps - 1, -1, -1.0), o, axes=(0, 0))
-        return lif_derivative(np, o.sum(axis=0), trace, threshold, leak)
-    m1, m2 = multiplier(o1s), multiplier(o2s)
-    grads = {"output.weight": (e / steps).T @ o2s.sum(axis=0)}
-    g_o2 = (e / steps) @ WL                                  # dE/d o2_t, the same at every t
-    g1, g2 = np.zeros((batch, 200)), np.zeros((batch, 100))
-    dW1, dW2 = np.zeros_like(W1), np.zeros_like(W2)
-    for t in reversed(range(steps)):                         # backward through time
-        g2 = o2s[t] * m2 * g_o2 + (1 - o2s[t]) * g2
-        dW2 += g2.T @ o1s[t]
-        g_o1 = g2 @ W2
-        g1 = o1s[t] * m1 * g_o1 + (1 - o1s[t]) * g1
-        dW1 += g1.T @ spikes[t]
-    grads.update({"fc1.weight": dW1, "fc2.weight": dW2})
-    return grads, out, (o1s, o2s)
-
-
 def cosine(a, b):
     return float(np.sum(a * b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
@@ -258,7 +225,7 @@ def compare(net, step):
     _, e = mse_loss(out, labels)
     net.backward(e)
     ours = {k: v.copy() for k, v in net.gradients().items()}
-    theirs, out_ref, (o1s, o2s) = bptt(net, spikes, labels)
+    theirs, out_ref, (o1s, o2s) = hand_bptt(net, spikes, labels)
     # same forward: identical spikes, identical output
     assert np.array_equal(o1s.sum(0), net.layers[1].spike_count)
     assert np.array_equal(o2s.sum(0), net.layers[3].spike_count)
