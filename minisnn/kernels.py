@@ -29,7 +29,13 @@ def _compiled(signatures):
     return numba.njit([signatures(f) for f in _FLOAT_TYPES], nogil=True, cache=True)
 
 
-@_compiled(lambda f: numba.void(f[:, :, :, ::1], f[:, :, :, ::1], numba.int64, numba.int64, f[:, :, :, ::1]))
+def _readable(dtype, ndim):
+    """A C-contiguous array the kernel only reads: writable and read-only arrays (an image batch
+    given as a read-only view) are both accepted."""
+    return numba.types.Array(dtype, ndim, "C", readonly=True)
+
+
+@_compiled(lambda f: numba.void(_readable(f, 4), _readable(f, 4), numba.int64, numba.int64, f[:, :, :, ::1]))
 def conv2d_events(x, weight, stride, padding, out):
     """out[n, oy, ox, :] = sum over the input spikes (n, y, x, c) in the window of (oy, ox) of
     x[n, y, x, c] * weight[dy, dx, c, :] (eq 3.2), with (dy, dx) = (y, x) - (s oy, s ox) + p.
@@ -70,7 +76,7 @@ def conv2d_events(x, weight, stride, padding, out):
                 out[n, oy, ox, :] = current
 
 
-@_compiled(lambda f: numba.void(f[:, ::1], f[:, ::1], f[:, ::1]))
+@_compiled(lambda f: numba.void(_readable(f, 2), _readable(f, 2), f[:, ::1]))
 def linear_events(x, weight_t, out):
     """out[m, :] = sum over the spikes i of row m of x[m, i] * weight_t[i, :] (eq 3.2).
     ``x`` (M, in), ``weight_t`` (in, out) = W^T, ``out`` (M, out)."""

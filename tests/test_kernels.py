@@ -65,6 +65,19 @@ def test_compiled_linear_equals_the_dense_product(dtype, density, kind):
 
 
 @needs_numba
+def test_the_compiled_products_take_read_only_inputs():
+    """An image batch can arrive as a read-only view (an ANN's first layer under --execution event)."""
+    rng = np.random.default_rng(3)
+    x = _inputs(rng, (2, 6, 6, 3), 0.3, "binary", np.float32)
+    weight = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    flat, weight_t = x.reshape(2, -1).copy(), rng.standard_normal((108, 5)).astype(np.float32)
+    for array in (x, weight, flat, weight_t):
+        array.flags.writeable = False
+    assert _relative_error(events.conv2d(np, x, weight, 1, 1), ops.conv2d(np, x, weight, 1, 1)) <= 1e-5
+    assert _relative_error(events.linear(np, flat, weight_t), flat @ weight_t) <= 1e-5
+
+
+@needs_numba
 def test_the_compiled_conv_sees_a_wrong_weight():
     rng = np.random.default_rng(2)
     x = _inputs(rng, (2, 6, 6, 3), 0.3, "binary", np.float32)
