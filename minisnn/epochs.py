@@ -33,7 +33,8 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
     is the run folder; None elsewhere) saves."""
     cluster = cluster or Solo()
     epochs, per_epoch = int(config["epochs"]), data.train.num_samples
-    clock = Clock(epochs, per_epoch, metrics["wall_seconds"], start_epoch > 0 or (meter is not None and meter.batches > 0))
+    resumed = start_epoch > 0 or (meter is not None and meter.batches > 0)
+    clock = Clock(epochs, per_epoch, metrics["wall_seconds"], resumed)
     saver = Saver(net, opt, sched, config, run, metrics, data.standardize, cluster)
     epoch, meter = start_epoch, meter or Meter()
     try:
