@@ -36,9 +36,14 @@ import sys
 import threading
 from pathlib import Path
 
-from .backend import parse_device
+from . import checkpoint, models
+from .backend import Backend, DeviceError, parse_device
+from .checkpoint import CheckpointError
 from .config import thesis_preset
-from .data.registry import DATA_ROOT_RULE
+from .data import DATASETS, BatchIterator, DatasetError, Standardize, canonical_name, load, pipeline
+from .data.registry import DATA_ROOT_RULE, check_split
+from .energy import format_table, measure
+from .pretrained import from_checkpoint
 from .runs import device_error_text, error_text
 
 SWEEP_T = (10, 20, 35, 50, 70, 100, 120)
@@ -76,27 +81,24 @@ class UsageError(ValueError):
 
 
 def load_network(spec, backend=None, seed=0, time_chunk=10):
-    """(network, info) from a checkpoint path or ``init:<model>[:<dataset>]``.
+    """(network, info) from a checkpoint path (:func:`minisnn.pretrained.from_checkpoint`) or
+    ``init:<model>[:<dataset>]``; the network without dropout, its initial weights drawn from
+    ``seed``.
 
     ``info``: model, dataset, T (trained; None for init), input_scale, width, config,
     data_dir (where training read its data), trained (False for init), standardize (the
-    checkpoint's per-channel ``{"mean", "std"}`` of a colour run, else None)."""
-    from . import models
-    from .data import DATASETS, canonical_name
-    from .encoding import FrameInput, PoissonEncoder
-
+    checkpoint's per-channel ``{"mean", "std"}`` of a standardised dataset, else None)."""
     if str(spec).startswith("init:"):
         parts = str(spec).split(":")
         if len(parts) not in (2, 3) or not parts[1]:
             raise UsageError(f"{spec}: write init:<model> or init:<model>:<dataset>")
-        config, weights, extra, epoch = {"model": parts[1]}, None, {}, 0
+        config, ckpt = {"model": parts[1]}, None
         if len(parts) == 3:
             config["dataset"] = parts[2]
     else:
-        from .checkpoint import load
-        ckpt = load(spec)
-        config, weights, extra, epoch = ckpt.config, ckpt.weights, ckpt.extra, ckpt.epoch
-        if not isinstance(config, dict) or not isinstance(extra, dict):
+        ckpt = checkpoint.load(spec)
+        config = ckpt.config
+        if not isinstance(config, dict) or not isinstance(ckpt.extra, dict):
             raise UsageError(f"{spec}: the checkpoint's configuration is not a mapping")
     model = config.get("model")
     if config.get("network", "snn") != "snn":
@@ -105,35 +107,31 @@ def load_network(spec, backend=None, seed=0, time_chunk=10):
         raise UsageError(f"{spec}: unknown model {model!r}; known: {', '.join(models.MODELS)}")
     dataset = config.get("dataset")
     dataset = canonical_name(dataset) if dataset else models.default_dataset(model)
-    info = DATASETS[dataset]
     try:
         scale, width = float(config.get("encoding_scale", 1.0)), float(config.get("width", 1.0))
         T = int(config["timesteps"]) if config.get("timesteps") else None
     except (TypeError, ValueError) as exc:
         raise UsageError(f"{spec}: unusable configuration values ({exc})") from exc
-    encoder = FrameInput() if info.kind == "events" else PoissonEncoder(scale)
-    try:
-        net = models.build(model, tuple(info.input_shape), info.num_classes, width, backend,
-                           dropout=0.0, seed=seed, time_chunk=time_chunk, encoder=encoder)
-        if weights is not None:
-            own = net.parameters()
-            # dropout=0 drops the dropout layers, which hold no weights: the names still match
-            net.load_parameters({k: v for k, v in weights.items() if k in own})
-    except (KeyError, ValueError) as exc:
-        raise UsageError(f"{spec}: the checkpoint does not describe a usable {model} "
-                         f"({type(exc).__name__}: {exc})") from exc
+    described, build = {**config, "dataset": dataset}, {"dropout": 0.0, "seed": seed, "time_chunk": time_chunk}
+    if ckpt is None:
+        try:
+            net, standardize = models.from_config({**described, **build}, backend), None
+        except (KeyError, ValueError) as exc:
+            raise UsageError(f"{spec}: cannot build {model} ({type(exc).__name__}: {exc})") from exc
+    else:
+        restored = from_checkpoint(ckpt, backend, described, **build)
+        net, standardize = restored.net, restored.standardize
     return net, {"model": model, "dataset": dataset, "T": T, "input_scale": scale,
                  "width": width, "config": config, "data_dir": config.get("data_dir"),
-                 "trained": weights is not None, "standardize": extra.get("standardize"), "epoch": epoch}
+                 "trained": ckpt is not None, "standardize": standardize, "epoch": ckpt.epoch if ckpt else 0}
 
 
 def preprocessing(info, data_dir):
-    """The transform training applied after scaling uint8 images to [0, 1]: the checkpoint's
-    standardisation for colour sets (for ``init:`` networks, that of the full training set),
-    else None. N-MNIST frames are made per T in :func:`analyse`."""
-    from .data import COLOUR_DATASETS, Standardize, load
-
-    if info["dataset"] not in COLOUR_DATASETS:
+    """The transform training applied after scaling uint8 images to [0, 1] on a dataset
+    standardised per channel: the checkpoint's standardisation (for ``init:`` networks, that
+    of the full training set); else None (:func:`analyse` then takes the dataset's own, e.g.
+    event frames at its T)."""
+    if not DATASETS[info["dataset"]].standardize:
         return None
     stats = info["standardize"]
     if stats is None:
@@ -150,20 +148,16 @@ def preprocessing(info, data_dir):
 def analyse(net, info, images, labels, T, batch_size=64, seed=0, transform=None, progress=None, split="test"):
     """Run ``net`` over the samples at ``T`` steps: :func:`minisnn.energy.measure`'s report.
 
-    ``images`` are uint8 arrays (N-MNIST: recordings, binned into ``T`` frames here);
-    ``transform`` comes after the [0, 1] scaling (:func:`preprocessing`); ``progress``
-    wraps the batch iterator (e.g. a tqdm bar). The input spikes are those of the training
-    run's evaluation of ``split`` after the checkpoint's last epoch (``--eval-only``): batch b
-    uses the key (seed, "eval", split, epoch - 1, b)."""
-    from .data import DATASETS, BatchIterator, EventFrames
-    from .energy import measure
-
-    events = DATASETS[info["dataset"]].kind == "events"
+    ``images`` are uint8 arrays or event recordings; ``transform`` comes after the [0, 1]
+    scaling (:func:`preprocessing`), by default the dataset's at ``T`` steps
+    (:meth:`~minisnn.data.DatasetInfo.transform`: event recordings binned into ``T`` frames);
+    ``progress`` wraps the batch iterator (e.g. a tqdm bar). The input spikes are those of the
+    training run's evaluation of ``split`` after the checkpoint's last epoch (``--eval-only``):
+    batch b uses the key (seed, "eval", split, epoch - 1, b)."""
+    dataset = DATASETS[info["dataset"]]
     iterator = BatchIterator(images, labels, batch_size, net.backend, shuffle=False,
-                             transform=EventFrames(T) if events else transform)
-    batches = iterator.epoch(0)
-    if events:   # (B, T, C, H, W) from the iterator -> (T, B, C, H, W) for the network
-        batches = ((net.xp.ascontiguousarray(x.transpose(1, 0, 2, 3, 4)), y) for x, y in batches)
+                             transform=transform or dataset.transform(T, info["standardize"]))
+    batches = ((x, y) for _, x, y in pipeline.batches(iterator, 0, dataset.frames))
     if progress is not None:
         batches = progress(batches, total=len(iterator))
     report = measure(net, batches, T, model=info["model"],
@@ -315,12 +309,6 @@ def main(argv=None):
 
 
 def run(args):
-    from .backend import Backend, DeviceError
-    from .checkpoint import CheckpointError
-    from .data import DatasetError, load
-    from .data.pipeline import split_subset
-    from .data.registry import check_split
-
     try:
         backend = Backend(args.device)
         net, info = load_network(args.checkpoint, backend, seed=args.seed or 0)
@@ -331,7 +319,7 @@ def run(args):
         if data_dir is None and info["data_dir"] and Path(info["data_dir"]).exists():
             data_dir = info["data_dir"]                  # where the training run read its data
         images, labels = load(info["dataset"], split, data_dir, progress=not args.quiet)
-        images, labels = split_subset(images, labels, split, args.limit or None, seed)
+        images, labels = pipeline.split_subset(images, labels, split, args.limit or None, seed)
         transform = preprocessing(info, data_dir)
     except DeviceError as exc:
         return _fail(device_error_text(exc))
@@ -357,9 +345,7 @@ def run(args):
 
 
 def _analyse_and_write(args, net, info, split, images, labels, transform, T, seed, batch_size, out):
-    from tqdm.auto import tqdm
-
-    from .energy import format_table
+    from tqdm.auto import tqdm             # imported when needed: a second to import
 
     def progress(label):
         return lambda batches, total: tqdm(batches, total=total, desc=label, unit="batch",

@@ -4,7 +4,7 @@ A run's configuration is a flat dict ``{knob: value}``. :data:`KNOBS` lists ever
 its default and what it means; ``python -m minisnn.train`` makes one flag of each (``--batch-size``
 for ``batch_size``) and builds its ``--help`` from this table. A default of :data:`PRESET` means
 "the preset decides": the ``thesis`` preset takes the thesis' value for the model and dataset
-(:data:`THESIS_DATASET`, :data:`THESIS_MODEL`), the ``fast`` preset overrides a few of them
+(each dataset's registry entry, :data:`THESIS_MODEL`), the ``fast`` preset overrides a few of them
 (:data:`FAST_PRESET`). Explicit values always win over the preset.
 
 Loss convention (loss.py): E = 1/2 sum_b sum_j e_j^2, summed over the batch. The authors' code
@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .backend import parse_device
-from .data.registry import DATA_ROOT_RULE
-from .models import MODELS
+from .data.errors import DatasetError
+from .data.registry import DATA_ROOT_RULE, DATASETS, NAMES, canonical_name
+from .models import MODELS, default_dataset, layers
 
 PRESET = "<preset>"     # marker: the default comes from the preset tables below
-
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "svhn", "nmnist")
 
 
 class ConfigError(ValueError):
@@ -72,7 +71,7 @@ KNOBS = {k.name: k for k in [
       "plain average pooling, run one step on the image itself (the ANN of table 4.9; T is 1)",
       choices=("snn", "ann")),
     K("dataset", None, "dataset (default: the model's thesis dataset, lenet5 -> mnist, "
-      "vgg9/resnet9/resnet11 -> cifar10, vgg7/resnet7 -> svhn)", choices=DATASETS, optional=True),
+      "vgg9/resnet9/resnet11 -> cifar10, vgg7/resnet7 -> svhn)", choices=NAMES, optional=True),
     K("data_dir", None, "folder holding the dataset files, or a data root with one subfolder per "
       f"dataset (default: {DATA_ROOT_RULE})", optional=True, experiment=False),
     K("width", 1.0, "multiplier of every hidden channel / feature count (1.0 = the thesis' network)",
@@ -159,28 +158,10 @@ EVAL_MAY_CHANGE = ("dtype", "time_chunk")
 # The thesis preset
 # -------------------------------------------------------------------------------------------
 
-def _static(timesteps, augment):
-    """Static image sets: SGD for 150 epochs, lr x0.2 at 70/100/125, weight decay 5e-4 (thesis)."""
-    return dict(timesteps=timesteps, encoding_scale=1.0, optimizer="sgd", epochs=150,
-                milestones=[70, 100, 125], gamma=0.2, weight_decay=5e-4, momentum=0.0,
-                augment=augment, loss_reduction="sum")
-
-
-#: Per dataset: time steps, encoding scale, optimiser and schedule, augmentation.
-THESIS_DATASET = {
-    # T = 50 for MNIST (thesis 4.1.5; the authors' code uses 100). Encoding scale 1.0 is the
-    # thesis' reading (raw intensity vs u); the authors' MNIST code uses 0.5.
-    "mnist": _static(50, "none"),
-    "fashion-mnist": _static(50, "none"),
-    # Colour sets: T = 100, standardised inputs fed directly (scale 1), crop + flip (thesis 4.1.3).
-    "cifar10": _static(100, "crop-flip"),
-    "svhn": _static(100, "crop-flip"),
-    # N-MNIST: events binned into T frames (10 ms bins of the ~300 ms recordings), Adam with
-    # milestones 40/80/120 (thesis); lr 1e-3 and no weight decay are our choices.
-    "nmnist": dict(timesteps=30, encoding_scale=1.0, optimizer="adam", epochs=150,
-                   milestones=[40, 80, 120], gamma=0.2, weight_decay=0.0, momentum=0.0,
-                   augment="none", loss_reduction="sum", lr=1e-3),
-}
+#: Each dataset's values (time steps, encoding scale, optimiser and schedule, augmentation) are
+#: its registry entry's ``preset`` (:class:`~minisnn.data.DatasetInfo`); Adam takes this lr
+#: unless the dataset's preset fixes one.
+ADAM_LR = 1e-3
 
 #: Per model: batch size and SGD learning rate (our loss convention, see the module docstring).
 #: LeNet5: 0.003, measured. One epoch on 2,000 MNIST training samples (seeded subset), T = 50,
@@ -208,8 +189,9 @@ THESIS_MODEL = {
 
 def thesis_preset(model, dataset):
     """The thesis' values of the PRESET knobs for ``model`` on ``dataset``."""
-    values = {**THESIS_DATASET[dataset], **THESIS_MODEL[model]}
-    values["lr"] = THESIS_DATASET[dataset].get("lr", THESIS_MODEL[model]["lr"])
+    preset = DATASETS[dataset].preset
+    values = {**preset, **THESIS_MODEL[model]}
+    values["lr"] = preset.get("lr", THESIS_MODEL[model]["lr"])
     return values
 
 
@@ -232,7 +214,6 @@ FAST_PRESET = dict(epochs=20, batch_size=_FAST_BATCH, loss_reduction="mean", mom
                    lr=_FAST_SUMMED_LR * _FAST_BATCH, weight_decay=_FAST_SUMMED_DECAY / _FAST_BATCH,
                    milestones=[10, 15], gamma=0.2)
 FAST_MODELS = ("lenet5",)
-FAST_DATASETS = ("mnist", "fashion-mnist")
 
 
 def preset_values(preset, model, dataset, optimizer=None):
@@ -241,13 +222,14 @@ def preset_values(preset, model, dataset, optimizer=None):
     preset does not apply."""
     values = thesis_preset(model, dataset)
     if preset == "fast":
-        if model not in FAST_MODELS or dataset not in FAST_DATASETS:
+        fast_datasets = [name for name, info in DATASETS.items() if info.fast_preset]
+        if model not in FAST_MODELS or dataset not in fast_datasets:
             raise ConfigError(f"--preset fast is defined for {'/'.join(FAST_MODELS)} on "
-                              f"{' and '.join(FAST_DATASETS)}, not {model} on {dataset}; use --preset thesis")
+                              f"{' and '.join(fast_datasets)}, not {model} on {dataset}; use --preset thesis")
         values.update(FAST_PRESET)
     if optimizer is not None and optimizer != values["optimizer"]:
         values["optimizer"] = optimizer
-        values["lr"] = THESIS_DATASET[dataset].get("lr", 1e-3) if optimizer == "adam" else THESIS_MODEL[model]["lr"]
+        values["lr"] = DATASETS[dataset].preset.get("lr", ADAM_LR) if optimizer == "adam" else THESIS_MODEL[model]["lr"]
     return values
 
 
@@ -258,9 +240,6 @@ def preset_values(preset, model, dataset, optimizer=None):
 def resolve(given: dict, base: dict | None = None) -> dict:
     """Every knob's value: ``given`` (explicit), else ``base`` (a stored config), else the
     preset's or the table's default. Raises ConfigError for a value that cannot work."""
-    from .data import DatasetError, canonical_name
-    from .models import default_dataset
-
     config = {**(base or {}), **{k: v for k, v in given.items() if k in KNOBS}}
     for name in ("preset", "model"):
         config.setdefault(name, KNOBS[name].default)
@@ -321,8 +300,6 @@ def _check(name, value):
 
 def _check_width(model, width):
     """Every hidden layer keeps at least one channel: round(width * smallest count) >= 1."""
-    from .models import layers
-
     smallest = min(layer.weight_shape[0] for layer in layers(model)[:-1] if hasattr(layer, "weight_shape"))
     if round(width * smallest) < 1:
         raise ConfigError(f"--width {width} leaves {model}'s smallest layer ({smallest} channels at width 1) "
@@ -331,21 +308,17 @@ def _check_width(model, width):
 
 def _check_network(config):
     """An ANN runs one step on images: T must be 1 and the dataset a static one."""
-    from .data import DATASETS
-
     if config["network"] != "ann":
         return
     if config["timesteps"] != 1:
         raise ConfigError(f"--network ann runs one step on the image: leave out --timesteps (or give 1), "
                           f"got {config['timesteps']}")
-    if DATASETS[config["dataset"]].kind == "events":
+    if DATASETS[config["dataset"]].frames:
         raise ConfigError(f"--network ann needs an image dataset; {config['dataset']} holds event recordings")
 
 
 def _check_spiking(config, given):
     """The spiking network's reset and input: combinations that cannot work, named."""
-    from .data import DATASETS
-
     if config["network"] == "ann":
         named = [_flag(k) for k in ("reset", "input") if k in given]
         if named:
@@ -355,7 +328,7 @@ def _check_spiking(config, given):
         raise ConfigError("--gradient through-time follows the hard reset's graph; use --reset hard with it, or the "
                           "aggregated gradient with --reset subtract")
     if config["input"] == "direct":
-        if DATASETS[config["dataset"]].kind == "events":
+        if DATASETS[config["dataset"]].frames:
             raise ConfigError(f"--input direct feeds images; {config['dataset']} holds event recordings, "
                               "which enter as spike frames: leave out --input")
         if "encoding_scale" in given:
@@ -425,12 +398,12 @@ def describe_default(name):
     knob = KNOBS[name]
     if knob.default is not PRESET:
         return "" if knob.default is None else f" (default: {knob.default})"
-    per_dataset = {d: thesis_preset("lenet5", d)[name] for d in THESIS_DATASET}
-    per_model = {m: thesis_preset(m, "mnist")[name] for m in THESIS_MODEL}
+    per_dataset = {d: thesis_preset("lenet5", d)[name] for d in DATASETS}
+    per_model = {m: thesis_preset(m, next(iter(DATASETS)))[name] for m in THESIS_MODEL}
     if len({str(v) for v in per_model.values()}) > 1:
         shown = ", ".join(f"{m} {v}" for m, v in per_model.items())
         if name == "lr":
-            shown += f"; adam {THESIS_DATASET['nmnist']['lr']}"
+            shown += f"; adam {ADAM_LR}"
     elif len({str(v) for v in per_dataset.values()}) > 1:
         shown = ", ".join(f"{d} {v}" for d, v in per_dataset.items())
     else:
@@ -439,6 +412,6 @@ def describe_default(name):
     return f" (thesis: {shown}{fast})"
 
 
-__all__ = ["KNOBS", "PRESET", "IDENTITY_KEYS", "ADDED_LATER", "EVAL_MAY_CHANGE", "THESIS_DATASET",
+__all__ = ["KNOBS", "PRESET", "IDENTITY_KEYS", "ADDED_LATER", "EVAL_MAY_CHANGE", "ADAM_LR",
            "THESIS_MODEL", "FAST_PRESET", "ConfigError", "resolve", "resolve_stored", "upgrade_stored", "preset_values",
            "describe_default", "add_flags"]

@@ -323,7 +323,6 @@ def from_config(config, backend=None):
     ``input="direct"``, DirectInput; ``reset`` is the neurons' reset, ``neuron`` their model
     (:func:`neuron_factory`; absent: LIF)."""
     from .data import DATASETS
-    from .encoding import DirectInput, FrameInput, PoissonEncoder
 
     info = DATASETS[config["dataset"]]
     shape = (tuple(info.input_shape), info.num_classes, config.get("width", 1.0), backend)
@@ -332,12 +331,7 @@ def from_config(config, backend=None):
     if config.get("network", "snn") == "ann":
         from . import ann
         return ann.build(config["model"], *shape, gradient=config.get("gradient", "aggregated"), **options)
-    if info.kind == "events":
-        encoder = FrameInput()
-    elif config.get("input", "poisson") == "direct":
-        encoder = DirectInput()
-    else:
-        encoder = PoissonEncoder(config.get("encoding_scale", 1.0))
+    encoder = info.encoder(config.get("input", "poisson"), config.get("encoding_scale", 1.0))
     return build(config["model"], *shape, encoder=encoder, gradient=config.get("gradient", "aggregated"),
                  reset=config.get("reset", "hard"), neuron=neuron_factory(config.get("neuron")), **options)
 

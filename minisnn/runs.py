@@ -34,6 +34,27 @@ HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "v
                    "finished_utc")
 
 
+#: Exit statuses of the ways a run stops early (the whole table: minisnn.train.EXIT_STATUS).
+EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_DEAD, EXIT_OUTPUT = 2, 3, 4, 5
+
+
+class Stop(Exception):
+    """The run cannot go on: ``status`` is the exit status, the message says why."""
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
+
+
+def write_failure(exc, folder):
+    """(status, message) of an error writing the run folder ``folder``; None for other errors."""
+    if isinstance(exc, Stop):
+        return exc.status, str(exc)
+    if isinstance(exc, OSError):
+        return EXIT_OUTPUT, f"cannot write the run folder {folder} ({exc.strerror or exc})"
+    return None
+
+
 class Interrupted(Exception):
     """SIGINT or SIGTERM arrived (``signum``)."""
 

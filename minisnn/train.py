@@ -11,48 +11,51 @@ Examples::
 
 Reading order: :func:`main` resolves the configuration (every knob and its default is listed
 once, in :mod:`minisnn.config`), loads the data (:mod:`minisnn.data.pipeline`), builds the
-network and the optimiser and calls :func:`fit`, whose loop reads forward -> loss -> backward ->
-step per batch and evaluate -> save per epoch. Run files live in :mod:`minisnn.runs`, checkpoint
-capture and restore in :mod:`minisnn.checkpoint`, the steps that differ across several processes
-(their rows of each batch, the sums over them, the agreements) in :mod:`minisnn.distributed`.
+network and the optimiser and calls :func:`~minisnn.epochs.fit`, whose loop reads forward ->
+loss -> backward -> step per batch and evaluate -> save per epoch (:mod:`minisnn.epochs`). Run
+files live in :mod:`minisnn.runs`, checkpoint capture and restore in :mod:`minisnn.checkpoint`
+(a checkpoint becomes a network by :func:`minisnn.pretrained.from_checkpoint`), the steps that
+differ across several processes (their rows of each batch, the sums over them, the agreements)
+in :mod:`minisnn.distributed`.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
+import hashlib
 import json
-import math
+import os
 import sys
-import time
-from dataclasses import asdict
+import traceback
 from pathlib import Path
 
-from .data.pipeline import batches
-from .runs import SIGNALS, Interrupted, Meter, duration, device_error_text, error_text, progress_bar
+from . import checkpoint, events, models
+from .backend import Backend, DeviceError
+from .checkpoint import CheckpointError
+from .config import EVAL_MAY_CHANGE, KNOBS, ConfigError, add_flags, resolve, resolve_stored
+from .data import DatasetError, pipeline
+from .distributed import Agreed, DistributedError, Solo, connect, launcher_rank
+from .epochs import evaluate, fit
+from .hybrid import initialize_from_ann
+from .optim import SGD, Adam, MultiStepLR
+from .pretrained import from_checkpoint
+from .runs import (EXIT_BAD_INPUT, EXIT_DEAD, EXIT_NONFINITE, EXIT_OUTPUT, SIGNALS, Interrupted, Meter, RunFolder,
+                   RunFolderError, Stop, device_error_text, error_text, versions, write_failure)
 
 #: Exit status of every way a run ends (also in --help).
 EXIT_STATUS = {
     0: "done (or nothing left to train: the checkpoint already has --epochs epochs)",
     1: "unexpected error (a bug: the traceback says where)",
-    2: "bad input: flag, device, dataset, checkpoint, or a run folder in use or already holding a run",
-    3: "weights, optimiser state or loss became NaN/inf (the last good checkpoint is kept)",
-    4: "dead network: no spike reached the output layer during a whole epoch, from the start or after spikes "
-       "did in an earlier one (the last good checkpoint is kept)",
-    5: "cannot write the run folder: disk full, read-only, ... (the last good checkpoint is kept)",
+    EXIT_BAD_INPUT: "bad input: flag, device, dataset, checkpoint, or a run folder in use or already holding a run",
+    EXIT_NONFINITE: "weights, optimiser state or loss became NaN/inf (the last good checkpoint is kept)",
+    EXIT_DEAD: "dead network: no spike reached the output layer during a whole epoch, from the start or after "
+               "spikes did in an earlier one (the last good checkpoint is kept)",
+    EXIT_OUTPUT: "cannot write the run folder: disk full, read-only, ... (the last good checkpoint is kept)",
     130: "interrupted by SIGINT (Ctrl-C): during training a resumable checkpoint is saved and the resume command "
          "printed (before training starts nothing is saved)",
     143: "terminated by SIGTERM: as 130",
 }
-EXIT_BAD_INPUT, EXIT_NONFINITE, EXIT_DEAD, EXIT_OUTPUT = 2, 3, 4, 5
-TIMING_BATCHES = 5    # the time estimate is printed after this many batches (the first is start-up)
-
-
-class Stop(Exception):
-    """The run cannot go on: ``status`` is the exit status, the message says why."""
-
-    def __init__(self, message, status):
-        super().__init__(message)
-        self.status = status
 
 
 # -------------------------------------------------------------------------------------------
@@ -60,8 +63,6 @@ class Stop(Exception):
 # -------------------------------------------------------------------------------------------
 
 def build_parser():
-    from .config import EVAL_MAY_CHANGE, KNOBS, add_flags
-
     resumable = [f"--{k.replace('_', '-')}" for k, knob in KNOBS.items() if not knob.experiment]
     epilog = ("with --resume only these flags may be given: " + ", ".join(resumable)
               + ", --out, --quiet, --no-download, --distributed (others only with the checkpoint's value); with --eval-only "
@@ -103,14 +104,11 @@ def parse_args(argv=None):
 def resolve_run(given, cluster=None):
     """(mode, config, checkpoint or None) from the flags; ConfigError/CheckpointError if bad.
     The checkpoint is read by rank 0 of a ``cluster`` and given to the others."""
-    from .checkpoint import CheckpointError, load
-    from .config import ConfigError, resolve, resolve_stored
-
     if "resume" not in given and "eval_only" not in given:
         return "train", resolve(given), None
     mode = "resume" if "resume" in given else "eval"
     path = given["resume"] if mode == "resume" else given["eval_only"]
-    ckpt = load(path) if cluster is None else cluster.on_root(lambda: load(path))
+    ckpt = checkpoint.load(path) if cluster is None else cluster.on_root(lambda: checkpoint.load(path))
     try:
         config = resolve_stored(given, ckpt.config, mode)
     except ConfigError as exc:
@@ -122,198 +120,6 @@ def resolve_run(given, cluster=None):
 
 
 # -------------------------------------------------------------------------------------------
-# Evaluation, the finite-state guard
-# -------------------------------------------------------------------------------------------
-
-def evaluate(net, iterator, config, split, epoch, frames, quiet=False, cluster=None):
-    """Loss per sample, accuracy and spike rates on a split (no dropout, no weight change); over
-    the processes of ``cluster``, each evaluates its rows of every batch."""
-    from .distributed import Solo
-
-    cluster = cluster or Solo()
-    meter, bar, start = Meter(), progress_bar(iterator.num_samples, split, quiet), time.perf_counter()
-    for b, x, y in batches(iterator, 0, frames):
-        if not cluster.collective:
-            cluster.check_signals()
-        total = int(y.shape[0])
-        x, y = cluster.local(x, y, frames)
-        out = net.forward(x, config["timesteps"], train=False, rng_key=(config["seed"], "eval", split, epoch, b),
-                          part=cluster.part(total))
-        meter.add(*cluster.evaluation(out, y, net))
-        if bar is not None:
-            bar.update(total)
-        if cluster.collective:
-            cluster.check_signals()             # the signals the ranks agreed on in the sums
-    if bar is not None:
-        bar.close()
-    return {**meter.result(), "seconds": time.perf_counter() - start}
-
-
-def _output_input(rates, net):
-    """Spike rate of the layer feeding the output layer (the network's last spiking layer), looked
-    up by name: a resumed run's history holds the rates with their names sorted."""
-    return rates.get(net.neuron_layers()[-1].name) if rates else None
-
-
-def check_finite_state(net, opt, where):
-    """Stop when a weight or optimiser buffer holds NaN/inf: one float64 sum per array, one sync."""
-    xp = net.xp
-    arrays = {**net.parameters(), **{f"{b}/{k}": v for b, per in opt.state.items() for k, v in per.items()}}
-    if math.isfinite(float(sum(a.sum(dtype=xp.float64) for a in arrays.values()))):
-        return
-    bad = next(k for k, a in arrays.items() if not math.isfinite(float(a.sum(dtype=xp.float64))))
-    raise Stop(f"{bad} became NaN or infinite {where} (lr {opt.lr:g}); training stopped, lower --lr", EXIT_NONFINITE)
-
-
-# -------------------------------------------------------------------------------------------
-# The training loop
-# -------------------------------------------------------------------------------------------
-
-def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, callbacks=(), quiet=False,
-        cluster=None):
-    """Train epochs ``start_epoch``.. ``config["epochs"]`` (continuing ``meter``, the running sums
-    of a partly done epoch): per batch forward -> loss -> backward -> step, per epoch evaluate ->
-    save. ``callbacks`` run as ``cb(net, epoch, batch)`` after each step. Raises Stop when the
-    run cannot go on; on SIGINT/SIGTERM saves ``interrupted.h5`` and raises Interrupted.
-    Over the processes of ``cluster`` (:mod:`minisnn.distributed`), each trains on its rows of
-    every batch, the gradients and metrics are summed over them, and rank 0 alone (whose ``run``
-    is the run folder; None elsewhere) saves."""
-    from .checkpoint import NonFiniteError, capture, save
-    from .distributed import Solo
-
-    cluster = cluster or Solo()
-
-    epochs, history, best = int(config["epochs"]), metrics["epochs"], metrics["best"]
-    seed, T, per_epoch = config["seed"], config["timesteps"], data.train.num_samples
-    clock = {"images": 0, "seconds": 0.0, "batches": 0, "first": (0, 0.0), "told": False, "eval": 0.0,
-             "start": time.perf_counter() - metrics["wall_seconds"]}
-
-    def rate():
-        """Training images per second; the first batch (start-up: allocations, threads) counts only
-        while it is the only one timed."""
-        images, seconds = clock["images"], clock["seconds"]
-        if clock["batches"] > 1:
-            images, seconds = images - clock["first"][0], seconds - clock["first"][1]
-        return images / max(seconds, 1e-9)
-
-    def left(done_in_epoch, epoch):
-        """Seconds left in the run, from the training throughput and the last evaluation time."""
-        if not clock["images"]:
-            return None
-        return ((epochs - epoch) * per_epoch - done_in_epoch) / rate() + (epochs - epoch) * clock["eval"]
-
-    def tell_timing(done_in_epoch, epoch):
-        """One line with the measured speed and the time the run (or its rest) should take."""
-        (n, seconds), what = clock["first"], "the rest of the run" if resumed else "the run"
-        steady = f", then {rate():.1f} images/s" if clock["batches"] > 1 else ""
-        print(f"timing: {seconds:.2f}s for the first {n} images{steady}; {what} should take about "
-              f"{duration(left(done_in_epoch, epoch))} plus evaluation", flush=True)
-        clock["told"] = True
-
-    def save_state(name, epoch, **extra):
-        if metrics.get("init_from") is not None:
-            extra["init_from"] = metrics["init_from"]
-        ckpt = capture(net, opt, sched, config, epoch, history, {"best": best, "standardize": data.standardize, **extra})
-        try:
-            save(run / name, ckpt)
-        except NonFiniteError as exc:
-            raise Stop(f"{exc} after epoch {epoch}; not saved, lower --lr", EXIT_NONFINITE) from None
-
-    def on_root(write):
-        """Rank 0 writes; a failure there stops every process (in one process: ``write()``)."""
-        cluster.root_writes(write, lambda exc: _write_failure(exc, run.path))
-
-    resumed = start_epoch > 0 or (meter is not None and meter.batches > 0)
-    epoch, meter = start_epoch, meter or Meter()
-    try:
-        for epoch in range(start_epoch, epochs):
-            lr = sched.set_epoch(epoch)
-            bar = progress_bar(per_epoch, f"epoch {epoch + 1}/{epochs}", quiet)
-            t0 = time.perf_counter() - meter.seconds
-            for b, x, y in batches(data.train, epoch, data.frames, start=meter.batches):
-                tb, total = time.perf_counter(), int(y.shape[0])
-                x, y = cluster.local(x, y, data.frames)                                         # this process's rows
-                out = net.forward(x, T, train=True, rng_key=(seed, "train", epoch, b), part=cluster.part(total))
-                loss, error, sums = cluster.loss(out, y, config["loss_reduction"], net)         # loss (eq 3.8)
-                if not math.isfinite(loss):
-                    raise Stop(f"the training loss became {loss} in epoch {epoch + 1}, batch {b + 1} "
-                               f"(lr {opt.lr:g}); training stopped, lower --lr", EXIT_NONFINITE)
-                net.backward(error)                                                             # backward
-                opt.step(cluster.gradients(net))                                                # step
-                check_finite_state(net, opt, f"in epoch {epoch + 1}, batch {b + 1}")
-                n = sums[2]
-                meter.add(*sums)
-                for callback in callbacks:
-                    callback(net, epoch, b)
-                clock["images"], clock["seconds"] = clock["images"] + n, clock["seconds"] + time.perf_counter() - tb
-                clock["batches"] += 1
-                if clock["batches"] == 1:
-                    clock["first"] = (n, clock["seconds"])
-                meter.seconds = time.perf_counter() - t0
-                if clock["batches"] == TIMING_BATCHES:
-                    tell_timing(meter.seen, epoch)
-                if bar is not None:
-                    bar.update(meter.seen - bar.n)
-                    bar.set_postfix(loss=f"{meter.loss / meter.seen:.4f}", acc=f"{100 * meter.correct / meter.seen:.2f}%",
-                                    run_left=duration(left(meter.seen, epoch)), refresh=False)
-                cluster.check_signals()
-            if bar is not None:
-                bar.close()
-            if not clock["told"] and clock["batches"]:
-                tell_timing(meter.seen, epoch)
-            net.backend.synchronize()
-            train = meter.result()
-            if _output_input(train["spike_rates"], net) == 0:
-                if any(_output_input(r.get("spike_rates", {}).get("train", {}), net) for r in history):
-                    raise Stop(f"no spike reached the output layer during epoch {epoch + 1} though spikes did before "
-                               f"(lr {opt.lr:g}): the network died and cannot learn; lower --lr", EXIT_DEAD)
-                raise Stop(f"no spike reached the output layer during epoch {epoch + 1}: the network is silent from "
-                           "the start and cannot learn; raise --timesteps, --encoding-scale or --width, or lower "
-                           "--dropout", EXIT_DEAD)
-            row = {"epoch": epoch + 1, "lr": lr, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
-                   "val_loss": None, "val_accuracy": None, "test_loss": None, "test_accuracy": None,
-                   "train_seconds": meter.seconds, "train_images_per_s": train["samples"] / max(meter.seconds, 1e-9),
-                   "spike_rates": {"train": train["spike_rates"]}}
-            te = time.perf_counter()
-            for split, iterator in (("val", data.val), ("test", data.test)):                 # evaluate
-                if iterator is None or (split == "test" and (epoch + 1) % config["test_every"] and epoch + 1 < epochs):
-                    continue
-                r = evaluate(net, iterator, config, split, epoch, data.frames, quiet, cluster)
-                row.update({f"{split}_loss": r["loss"], f"{split}_accuracy": r["accuracy"]})
-                row["spike_rates"][split] = r["spike_rates"]
-            clock["eval"] = time.perf_counter() - te
-            row["epoch_seconds"] = time.perf_counter() - t0
-            row["finished_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            history.append(row)
-            improved = row["val_accuracy"] is not None and (best["val_accuracy"] is None
-                                                            or row["val_accuracy"] > best["val_accuracy"])
-            if improved:
-                best.update(epoch=epoch + 1, val_accuracy=row["val_accuracy"], test_accuracy=row["test_accuracy"])
-            metrics.update(epochs_completed=epoch + 1, wall_seconds=time.perf_counter() - clock["start"])
-
-            def save_epoch():
-                if improved:
-                    save_state("best.h5", epoch + 1)                                            # save
-                save_state("checkpoint.h5", epoch + 1)
-                (run / "interrupted.h5").unlink(missing_ok=True)
-                run.write(metrics)
-            on_root(save_epoch)
-            parts = [f"epoch {epoch + 1}/{epochs} lr {lr:.3g}", f"train loss {train['loss']:.4f} acc {100 * train['accuracy']:.2f}%"]
-            parts += [f"{s} loss {row[s + '_loss']:.4f} acc {100 * row[s + '_accuracy']:.2f}%"
-                      for s in ("val", "test") if row[s + "_loss"] is not None]
-            print(" | ".join(parts + [f"{row['epoch_seconds']:.1f}s, {row['train_images_per_s']:.1f} img/s, run left "
-                                      f"{duration(left(0, epoch + 1))}"]), flush=True)
-            meter = Meter()
-    except Interrupted as exc:
-        SIGNALS.pending = None                                  # a second signal aborts this save
-        on_root(lambda: save_state("interrupted.h5", epoch, partial=asdict(meter)))
-        exc.saved = run / "interrupted.h5" if run is not None else None
-        raise
-    finally:
-        metrics["wall_seconds"] = time.perf_counter() - clock["start"]
-
-
-# -------------------------------------------------------------------------------------------
 # Main
 # -------------------------------------------------------------------------------------------
 
@@ -322,30 +128,10 @@ def _fail(message, status=EXIT_BAD_INPUT):
     return status
 
 
-def _write_failure(exc, folder):
-    """(status, message) of an error writing the run folder ``folder``; None for other errors."""
-    if isinstance(exc, Stop):
-        return exc.status, str(exc)
-    if isinstance(exc, OSError):
-        return EXIT_OUTPUT, f"cannot write the run folder {folder} ({exc.strerror or exc})"
-    return None
-
-
 def main(argv=None, callbacks=()):
     """The command line; ``callbacks`` go to :func:`fit` (tests use them). Returns the exit status.
     Under an MPI launcher, every process runs it; rank 0 alone prints (the others' output goes to
     os.devnull) and writes the run folder."""
-    import contextlib
-    import os
-
-    from .backend import DeviceError
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DatasetError
-    from .distributed import Agreed, DistributedError, Solo, connect, launcher_rank
-    from .gradients import UnsupportedGradient
-    from .runs import RunFolderError
-
     def silence(stack):
         devnull = stack.enter_context(open(os.devnull, "w"))
         stack.enter_context(contextlib.redirect_stdout(devnull))
@@ -379,7 +165,7 @@ def main(argv=None, callbacks=()):
         except Exception:
             if not cluster.collective:
                 raise
-            import traceback                # an unexpected error on one process: every process stops
+            # an unexpected error on one process: every process stops
             print(f"minisnn.train (rank {cluster.rank}): unexpected error\n{traceback.format_exc()}",
                   file=sys.__stderr__, flush=True)
             cluster.fail(1, "unexpected error (a bug: the traceback above says where)")
@@ -396,29 +182,24 @@ def _stop(cluster, status, message, shared=False):
 
 
 def _main(given, callbacks, cluster):
-    from . import events, models
-    from .backend import Backend
-    from .checkpoint import CheckpointError, peek_epoch, restore, run_state, save
-    from .data.pipeline import load_run_data
-    from .distributed import Agreed
-    from .optim import SGD, Adam, MultiStepLR
-    from .runs import RunFolder, versions
-
     quiet = bool(given.get("quiet", False)) or not cluster.is_root
     mode, config, ckpt = resolve_run(given, cluster)
-    best, standardize, partial, init_from = (run_state(ckpt) if ckpt is not None
+    best, standardize, partial, init_from = (checkpoint.run_state(ckpt) if ckpt is not None
                                              else ({"epoch": None, "val_accuracy": None}, None, None, None))
     backend = Backend(cluster.device(config["device"]), config["dtype"])                   # the device
-    net = models.from_config(config, backend)                                              # the network
+    if ckpt is not None:                                                                   # the network
+        net = from_checkpoint(ckpt, backend, config).net                                   # ... with its weights
+    else:
+        net = models.from_config(config, backend)
     net.workers, net.execution = config["threads"] or cluster.threads(), config["execution"]
     if config["optimizer"] == "adam":
         opt = Adam(net.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     else:
         opt = SGD(net.parameters(), lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"])
     sched = MultiStepLR(opt, config["milestones"], config["gamma"])
-    if ckpt is not None:
-        restore(ckpt, net, *((opt, sched) if mode == "resume" else ()))
-    elif config["init_from"] is not None:
+    if mode == "resume":
+        checkpoint.restore(ckpt, net, opt, sched)                  # the optimiser state and schedule too
+    elif ckpt is None and config["init_from"] is not None:
         init_from, standardize = initialize(net, config, cluster, download=not given.get("no_download", False))
     cluster.use_gpus(backend)
     cluster.agree()                                                 # every process has its network
@@ -431,7 +212,7 @@ def _main(given, callbacks, cluster):
 
     def load_data(download):                                                               # the data
         try:
-            return load_run_data(config, backend, download=download, need_train=mode != "eval",
+            return pipeline.load_run_data(config, backend, download=download, need_train=mode != "eval",
                                  standardize=standardize, progress=not quiet)
         except (ValueError, OSError) as exc:
             raise Stop(f"cannot load dataset {config['dataset']}: {exc}", EXIT_BAD_INPUT) from None
@@ -457,8 +238,8 @@ def _main(given, callbacks, cluster):
         nonlocal run
         try:
             run = RunFolder(out).open(fresh=mode == "train", overwrite=given.get("overwrite", False))
-            if mode == "resume" and partial is None and best["epoch"] == ckpt.epoch and peek_epoch(run / "best.h5") != ckpt.epoch:
-                save(run / "best.h5", ckpt)
+            if mode == "resume" and partial is None and best["epoch"] == ckpt.epoch and checkpoint.peek_epoch(run / "best.h5") != ckpt.epoch:
+                checkpoint.save(run / "best.h5", ckpt)
                 print(f"repaired {run / 'best.h5'}: it now holds epoch {ckpt.epoch}, the best so far", flush=True)
         except OSError as exc:
             raise Stop(f"cannot write the run folder {out} ({exc.strerror or exc})", EXIT_OUTPUT) from None
@@ -491,7 +272,7 @@ def _main(given, callbacks, cluster):
     status = 0
     SIGNALS.deferring = True
     try:
-        cluster.root_writes(lambda: run.write(metrics), lambda exc: _write_failure(exc, out))   # the config, first
+        cluster.root_writes(lambda: run.write(metrics), lambda exc: write_failure(exc, out))   # the config, first
         fit(net, opt, sched, data, config, run, metrics, start_epoch, partial and Meter(**partial), callbacks, quiet,
             cluster)
         metrics["status"] = "completed"
@@ -503,7 +284,7 @@ def _main(given, callbacks, cluster):
               file=sys.stderr, flush=True)
         status = 128 + exc.signum
     except (Stop, Agreed, OSError) as exc:
-        status, reason = _write_failure(exc, out) if isinstance(exc, (Stop, OSError)) else (exc.status, str(exc))
+        status, reason = write_failure(exc, out) if isinstance(exc, (Stop, OSError)) else (exc.status, str(exc))
         kept = out / "checkpoint.h5"
         metrics["status"] = f"failed: {reason}"
         _fail(f"{reason}; " + (f"the last good checkpoint {kept} is kept" if kept.exists() else "no checkpoint had been written yet"))
@@ -530,13 +311,8 @@ def initialize(net, config, cluster=None, download=True):
     training). Returns what the run records of it and the input standardisation to use: the
     checkpoint's on the same dataset (the weights were trained on it), else None (computed from
     this run's training set). Rank 0 of a ``cluster`` reads the checkpoint and gives it to the others."""
-    import hashlib
-
-    from .checkpoint import CheckpointError, load, restore, run_state
-    from .config import KNOBS
-
     def read():
-        source = load(config["init_from"])
+        source = checkpoint.load(config["init_from"])
         return source, hashlib.sha256(Path(source.path).read_bytes()).hexdigest()
     source, digest = read() if cluster is None else cluster.on_root(read)
     theirs, ours = ((c.get("model"), c.get("width")) for c in (source.config, config))
@@ -547,9 +323,8 @@ def initialize(net, config, cluster=None, download=True):
     record = {"checkpoint": str(source.path), "sha256": digest, "epoch": source.epoch,
               "network": source.config.get("network", "snn"), "dataset": source.config.get("dataset"),
               "test_accuracy": tested[-1] if tested else None}
-    standardize = run_state(source)[1] if record["dataset"] == config["dataset"] else None
+    standardize = checkpoint.run_state(source)[1] if record["dataset"] == config["dataset"] else None
     if record["network"] == "ann" and config["network"] == "snn":
-        from .hybrid import initialize_from_ann
         record["conversion"] = initialize_from_ann(net, source, config, standardize, download)
         tested = "not recorded" if record["test_accuracy"] is None else f"{100 * record['test_accuracy']:.2f} %"
         print(f"converted the ANN of {source.path} (epoch {source.epoch}, test accuracy {tested}) "
@@ -561,7 +336,7 @@ def initialize(net, config, cluster=None, download=True):
     if changed:
         raise CheckpointError(f"--init-from {source.path}: {' and '.join(changed)} apply to an ANN checkpoint converted "
                               f"into a spiking run; this is a {record['network']} checkpoint for a {config['network']} run")
-    restore(source, net)
+    checkpoint.restore(source, net)
     print(f"initialised the weights from {source.path} (epoch {source.epoch} of a {record['network']} run on "
           f"{record['dataset']}); optimiser state and schedule start afresh", flush=True)
     return record, standardize
@@ -576,7 +351,7 @@ def _eval_only(net, data, config, ckpt, run, out, metrics, quiet, cluster):
                    test_accuracy=result["accuracy"], test_samples=result["samples"],
                    spike_rates={"test": result["spike_rates"]}, epochs=[], wall_seconds=result["seconds"])
     try:
-        cluster.root_writes(lambda: run.write(metrics, plot=False), lambda exc: _write_failure(exc, out))
+        cluster.root_writes(lambda: run.write(metrics, plot=False), lambda exc: write_failure(exc, out))
     except OSError as exc:
         raise Stop(f"cannot write the run folder {out} ({exc.strerror or exc})", EXIT_OUTPUT) from None
     print(json.dumps({"test_accuracy": result["accuracy"], "test_loss": result["loss"], "epochs": ckpt.epoch,

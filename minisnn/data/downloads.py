@@ -224,7 +224,7 @@ def _remove_empty(folder, top):
 
 def _download_into(name, splits, folder, progress, mirrors, timeout, keep_archive):
     layout = DATASETS[name].layout
-    for remote in REMOTE[name]:
+    for remote in REMOTE.get(name, ()):
         if not set(remote.splits) & set(splits):
             continue
         if remote.extract:

@@ -20,6 +20,16 @@ def _take(images, idx):
     return [images[int(i)] for i in idx]
 
 
+def host_inputs(samples, transform=None):
+    """Host samples -> the floats a network takes: uint8 images scaled to [0, 1] (float images
+    only cast), then ``transform``; a list of recordings goes to ``transform`` (e.g.
+    :class:`EventFrames`) as it is."""
+    if isinstance(samples, np.ndarray):
+        x = to_float(samples)
+        return x if transform is None else transform(x)
+    return transform(samples)
+
+
 def subset(images, labels, limit, seed=0):
     """At most ``limit`` (>= 1) samples, chosen by a seeded permutation and kept in original
     order. ``limit`` None (or >= N) returns the inputs unchanged. Works for arrays and lists."""
@@ -96,12 +106,7 @@ class BatchIterator:
 
     def host_batch(self, idx, epoch_index, batch_index):
         """The preprocessed host arrays of the samples ``idx`` (before the device copy)."""
-        if isinstance(self.images, np.ndarray):
-            x = to_float(self.images[idx])
-            if self.transform is not None:
-                x = self.transform(x)
-        else:
-            x = self.transform(_take(self.images, idx))
+        x = host_inputs(_take(self.images, idx), self.transform)
         if self.augment:
             rng = Backend.host_rng(self.seed, "augment", int(epoch_index), int(batch_index))
             x = self.augment(x, rng) if callable(self.augment) else random_crop_flip(x, rng)

@@ -1,7 +1,6 @@
 """``load(name, split, root)``: a dataset split as host arrays."""
 from __future__ import annotations
 
-from .errors import DatasetCorruptError
 from .registry import DATASETS, canonical_name, check_split
 from .downloads import ensure_available
 from .storage import check_identity
@@ -30,7 +29,5 @@ def load(name, split, root=None, download: bool = False, progress: bool = True):
         for path in info.layout.paths(folder, split):
             check_identity(name, path)
     data, labels = info.layout.read(folder, split, info.num_classes)
-    if info.kind == "image" and data.shape[1:] != info.input_shape:
-        raise DatasetCorruptError(f"{folder}: {split} images are {data.shape[1:]}, expected "
-                                  f"{info.input_shape} for {info.title}")
+    info.check_samples(data, folder, split)
     return data, labels

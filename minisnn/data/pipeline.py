@@ -9,18 +9,18 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from .formats import EventFrames
 from .iterator import BatchIterator, subset, train_val_split
 from .loaders import load
-from .preprocess import COLOUR_DATASETS, Standardize, random_crop_flip
+from .preprocess import Standardize, random_crop_flip
 from .registry import DATASETS
 
 
 @dataclass
 class RunData:
     """The iterators of one run: train (None in eval-only), val (or None), test; ``frames`` is
-    True for event data (batches are (B, T, C, H, W) frames); ``standardize`` the colour sets'
-    training statistics ({"mean", "std"}), kept in checkpoints."""
+    True for event data (batches are (B, T, C, H, W) frames); ``standardize`` the training
+    statistics ({"mean", "std"}) of a dataset standardised per channel (the colour sets), kept
+    in checkpoints."""
 
     train: BatchIterator | None
     val: BatchIterator | None
@@ -47,13 +47,13 @@ def load_run_data(config, backend, *, download=True, need_train=True, standardiz
     statistics a checkpoint stored (else computed from the training subset). ValueError when
     the validation split leaves either part empty."""
     name, seed, root = config["dataset"], int(config["seed"]), config.get("data_dir")
-    frames = DATASETS[name].kind == "events"
+    info = DATASETS[name]
     stats = standardize
     train = val = None
     if need_train:
         x_train, y_train = load(name, "train", root, download=download, progress=progress)
         x_train, y_train = split_subset(x_train, y_train, "train", config.get("limit_train"), seed)
-        if name in COLOUR_DATASETS and stats is None:
+        if info.standardize and stats is None:
             s = Standardize.from_train(x_train)
             stats = {"mean": s.mean.tolist(), "std": s.std.tolist()}
         if config["val_split"] > 0:
@@ -63,9 +63,7 @@ def load_run_data(config, backend, *, download=True, need_train=True, standardiz
                 raise ValueError(f"--val-split {config['val_split']} of {n} training samples leaves "
                                  f"{len(y_train)} for training and {len(y_val)} for validation; "
                                  "both need at least one")
-    transform = EventFrames(config["timesteps"]) if frames else None
-    if stats is not None and not frames:
-        transform = Standardize(stats["mean"], stats["std"])
+    transform = info.transform(config["timesteps"], stats)
     x_test, y_test = load(name, "test", root, download=download, progress=progress)
     x_test, y_test = split_subset(x_test, y_test, "test", config.get("limit_test"), seed)
     if need_train:
@@ -74,7 +72,7 @@ def load_run_data(config, backend, *, download=True, need_train=True, standardiz
         if config["val_split"] > 0:
             val = BatchIterator(x_val, y_val, config["eval_batch_size"], backend, shuffle=False, transform=transform)
     test = BatchIterator(x_test, y_test, config["eval_batch_size"], backend, shuffle=False, transform=transform)
-    return RunData(train, val, test, frames, stats)
+    return RunData(train, val, test, info.frames, stats)
 
 
 def batches(iterator, epoch, frames, start=0):

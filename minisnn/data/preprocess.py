@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-COLOUR_DATASETS = ("cifar10", "svhn")
-
 
 def check_pixel_scale(images):
     """Refuse float images on the 0-255 scale (no negative value, some above 1): the Poisson

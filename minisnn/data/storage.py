@@ -5,11 +5,12 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
+
 from .errors import DatasetCorruptError, DatasetError, DatasetNotFoundError
-from .formats import IDX_MAX_BYTES, _read_bytes, decompress_if_gzip, list_nmnist
+from .formats import IDX_MAX_BYTES, _read_bytes, decompress_if_gzip
 from .registry import (DATASETS, REMOTE, SYSTEM_LOCATIONS, builtin_data_root, canonical_name,
                        check_split, default_data_root)
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -46,9 +47,7 @@ def target_dir(name, root=None) -> Path:
     for sub in folders:
         if (root / sub).is_dir():
             return root / sub
-    if root.name == getattr(DATASETS[name].layout, "DIR", None):   # given cifar-10-batches-py/
-        return root.parent
-    return root
+    return DATASETS[name].layout.download_folder(root)
 
 
 def _looked_in(name, root):
@@ -66,7 +65,7 @@ def missing_message(name, splits, root=None, reason=""):
     missing = [s for s in splits if locate(name, s, root) is None]
     files = [f for s in missing for f in DATASETS[name].layout.files(s)]
     sources = []
-    for r in REMOTE[name]:
+    for r in REMOTE.get(name, ()):
         if set(r.splits) & set(missing):
             src = DATASETS[name].homepage if r.extract else r.urls[0].rsplit("/", 1)[0] + "/"
             if src not in sources:
@@ -134,10 +133,11 @@ def check_file(path, md5=None, content_sha256=None):
 
 
 def _published_idx_files():
-    """{md5 or decompressed sha256: (dataset, file name)} of every published IDX file."""
+    """{md5 or decompressed sha256: (dataset, file name)} of every published file of the datasets
+    whose layout is ``identified`` (MNIST, Fashion-MNIST)."""
     known = {}
-    for name in ("mnist", "fashion-mnist"):
-        for r in REMOTE[name]:
+    for name in [name for name, info in DATASETS.items() if info.layout.identified]:
+        for r in REMOTE.get(name, ()):
             known[r.md5] = known[r.content_sha256] = (name, r.filename)
     return known
 
@@ -194,7 +194,7 @@ def verify(name, root=None, split=None) -> dict:
         folder = locate(name, s, root)
         if folder is None:
             raise DatasetNotFoundError(missing_message(name, [s], root))
-        for remote in REMOTE[name]:
+        for remote in REMOTE.get(name, ()):
             if s not in remote.splits:
                 continue
             path = (folder.parent / remote.filename if remote.extract
@@ -208,29 +208,16 @@ def verify(name, root=None, split=None) -> dict:
         if labels is not None and s in info.label_histograms:
             _check_histogram(info, s, labels, folder)
             report[f"{folder} ({s})"] = "counts and label histogram"
-        if info.kind == "events":
-            report[f"{folder} ({s})"] = _check_recordings(info, s, folder)
+        content = info.layout.check_content(info, folder, s)
+        if content is not None:
+            report[f"{folder} ({s})"] = content
     return report
 
 
 def _check_histogram(info, split, labels, folder):
-    import numpy as np
-
     want = info.label_histograms[split]
     got = tuple(int(v) for v in np.bincount(labels, minlength=info.num_classes))
     if got != want:
         raise DatasetCorruptError(f"{folder}: {info.name} {split} label histogram {got} differs "
                                   f"from the real one {want}; download it again")
 
-
-def _check_recordings(info, split, folder):
-    files = list_nmnist(folder)
-    expected = info.train_count if split == "train" else info.test_count
-    if len(files) != expected:
-        raise DatasetCorruptError(f"{folder}: {len(files)} recordings, expected {expected}; "
-                                  f"unpack {folder.name}.zip again")
-    bad = [p for p, _ in files if p.stat().st_size % 5]
-    if bad:
-        raise DatasetCorruptError(f"{bad[0]}: size not a multiple of 5 bytes "
-                                  f"({len(bad)} such files); unpack again")
-    return "file count and sizes"
