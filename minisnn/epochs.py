@@ -104,6 +104,9 @@ def end_epoch(net, data, config, metrics, saver, clock, epoch, lr, meter, t0, qu
         if iterator is None or (split == "test" and (epoch + 1) % config["test_every"] and epoch + 1 < epochs):
             continue
         r = evaluate(net, iterator, config, split, epoch, data.frames, quiet, cluster)
+        if not math.isfinite(r["loss"]):
+            raise Stop(f"the {split} loss became {r['loss']} after epoch {epoch + 1} (lr {saver.opt.lr:g}): the "
+                       "outputs overflow; training stopped, lower --lr", EXIT_NONFINITE)
         row.update({f"{split}_loss": r["loss"], f"{split}_accuracy": r["accuracy"]})
         row["spike_rates"][split] = r["spike_rates"]
     clock.eval = time.perf_counter() - te

@@ -92,6 +92,23 @@ def test_help_lists_resume_flags_and_every_exit_status(capsys):
 # silent wrong results
 # ------------------------------------------------------------------------------------------
 
+def test_an_overflowing_test_loss_stops_the_run_and_keeps_the_last_checkpoint(mnist, tmp_path, capsys, monkeypatch):
+    from minisnn import epochs
+    real = epochs.evaluate
+
+    def overflowing(net, iterator, config, split, epoch, *args, **kwargs):
+        result = real(net, iterator, config, split, epoch, *args, **kwargs)
+        return {**result, "loss": float("inf")} if epoch == 1 else result
+
+    monkeypatch.setattr(epochs, "evaluate", overflowing)
+    out = tmp_path / "run"
+    assert main("--data-dir", mnist, "--epochs", 2, "--out", out, *TRAIN) == 3
+    line = one_error(capsys)
+    assert "the test loss became inf after epoch 2" in line and "lower --lr" in line
+    assert C.load(out / "checkpoint.h5").epoch == 1
+    assert json.loads((out / "metrics.json").read_text())["status"].startswith("failed")
+
+
 def test_nan_weights_after_an_update_stop_the_run_and_are_never_saved(mnist, tmp_path, capsys):
     def poison(net, epoch, batch):
         net.parameters()["conv1.weight"][0, 0, 0, 0] = np.inf
