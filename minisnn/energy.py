@@ -165,7 +165,7 @@ def activity_report(meter, model=None):
     (ANN / SNN), ``first_layer_macs_j`` (SNN energy with the first layer charged as MACs),
     ``accuracy`` (when labels were given), ``T``, ``samples``, ``caveats``.
     """
-    net, xp = meter.net, meter.xp
+    net = meter.net
     n, T = max(meter.samples, 1), meter.T
     host = net.backend.to_host
     rows, sops_total, macs_total, pool_total, updates = [], 0.0, 0, 0.0, 0

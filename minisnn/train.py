@@ -37,6 +37,7 @@ from .config import EVAL_MAY_CHANGE, KNOBS, ConfigError, add_flags, resolve, res
 from .data import DatasetError, pipeline
 from .distributed import Agreed, DistributedError, Solo, connect, launcher_rank
 from .epochs import evaluate, fit
+from .gradients import UnsupportedGradient
 from .hybrid import initialize_from_ann
 from .optim import SGD, Adam, MultiStepLR
 from .pretrained import from_checkpoint
