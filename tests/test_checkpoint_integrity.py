@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from minisnn import checkpoint as C
+from minisnn import checkpoint_read
 from test_checkpoint import _ckpt, reseal
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def test_a_flipped_bit_anywhere_in_the_arrays_is_refused(tmp_path):
 def test_legacy_files_are_parsed_within_a_time_limit(tmp_path, monkeypatch):
     """A version-1 file still loads; a parse that does not end in time is refused with the file's name."""
     assert C.load(LEGACY).format_version == 1
-    monkeypatch.setattr(C, "_LEGACY_SECONDS", 0.0)                          # no child can start in 0 s
+    monkeypatch.setattr(checkpoint_read, "_LEGACY_SECONDS", 0.0)            # no child can start in 0 s
     with pytest.raises(C.CheckpointError, match=f"{LEGACY}: HDF5 did not finish reading the file"):
         C.load(LEGACY)
 
