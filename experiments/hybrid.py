@@ -67,9 +67,8 @@ def main(argv=None):
     test_x = test_x if data.test.transform is None else data.test.transform(test_x)
     test_y = data.test.labels[:args.limit]
 
-    ann_net = models.from_config(source.config, backend)
+    ann_net = models.from_config(source.config, backend, models.run_options(source.config, workers=args.threads))
     ann_net.load_parameters(source.weights)
-    ann_net.workers = args.threads
     stored = [r["test_accuracy"] for r in source.history if r.get("test_accuracy") is not None]
     result = {"checkpoint": str(args.checkpoint), "model": source.config["model"], "width": source.config["width"],
               "dataset": source.config["dataset"], "epoch": source.epoch,
@@ -83,8 +82,7 @@ def main(argv=None):
         config = {**base, "reset": reset, "input": entry}
         row = {"reset": reset, "input": entry, "accuracy": {}}
         for T in args.timesteps:
-            snn = models.from_config({**config, "timesteps": T}, backend)
-            snn.workers = args.threads
+            snn = models.from_config(config, backend, models.run_options(config, workers=args.threads))
             hybrid.load_converted(ann_net, snn, scales, T)
             start = time.perf_counter()
             row["accuracy"][str(T)] = ann.evaluate_snn(snn, test_x, test_y, T, args.batch_size, args.seed)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import importlib
 
 from .layers import Conv2d, Dropout, Flatten, Linear, Output, ResidualBlock, SpikingAvgPool, neuron_layer
-from .network import Network
+from .network import Network, RunOptions
 
 MODELS = ("lenet5", "vgg7", "vgg9", "resnet7", "resnet9", "resnet11")
 
@@ -285,9 +285,9 @@ def layers(name, input_shape=None, num_classes=10, width=1.0, *, threshold=1.0, 
 
 
 def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, threshold=1.0,
-          leak=0.99, pool_threshold=0.75, dropout=None, seed=0, time_chunk=10, encoder=None,
-          init_gain=None, resnet11_skip="subsample", execution="auto", gradient="aggregated", reset="hard",
-          neuron=None):
+          leak=0.99, pool_threshold=0.75, dropout=None, seed=0, encoder=None, init_gain=None,
+          resnet11_skip="subsample", reset="hard", neuron=None, options=None, time_chunk=None,
+          execution=None, gradient=None):
     """Build model ``name`` (one of :data:`MODELS`) of tables 4.2-4.4 as a :class:`Network`.
 
     ``input_shape`` is (C, H, W), channels first: (1, 28, 28), (2, 34, 34) or (3, 32, 32) in
@@ -303,37 +303,46 @@ def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, th
     called once per neuron layer after a convolution or fc layer (residual blocks included), in
     place of the LIF neurons (threshold, leak and reset then apply to the pools and the output only).
     ``encoder=None`` is the Network's default PoissonEncoder (scale 1, the thesis' reading;
-    the authors' MNIST code corresponds to ``PoissonEncoder(scale=0.5)``). ``execution``:
-    "auto", "dense" or "event" products (:class:`Network`). ``gradient``: "aggregated" or
-    "through-time" backward (:class:`Network`).
+    the authors' MNIST code corresponds to ``PoissonEncoder(scale=0.5)``). ``options``: how it
+    runs, a :class:`~minisnn.network.RunOptions` (execution, gradient, workers, time_chunk);
+    ``time_chunk``, ``execution`` and ``gradient``, when given, override it.
     """
     key = _check_name(name)
     input_shape = default_input_shape(key) if input_shape is None else tuple(input_shape)
     stack = layers(key, input_shape, num_classes, width, threshold=threshold, leak=leak,
                    pool_threshold=pool_threshold, dropout=dropout, resnet11_skip=resnet11_skip, reset=reset,
                    neuron=neuron)
-    return Network(stack, input_shape, backend=backend, encoder=encoder, time_chunk=time_chunk,
-                   init_gain=init_gain, seed=seed, name=key, execution=execution, gradient=gradient)
+    return Network(stack, input_shape, backend=backend, encoder=encoder, init_gain=init_gain, seed=seed,
+                   name=key, options=options, time_chunk=time_chunk, execution=execution, gradient=gradient)
 
 
-def from_config(config, backend=None):
+def run_options(config, **changes):
+    """The :class:`~minisnn.network.RunOptions` of a run's config (``execution``, ``gradient``,
+    ``time_chunk``), with ``changes`` (not None) applied. Workers stay one per core unless
+    ``changes`` name them: the config's ``threads`` belong to the machine it trained on."""
+    return RunOptions(execution=config.get("execution", "auto"), gradient=config.get("gradient", "aggregated"),
+                      time_chunk=int(config.get("time_chunk", 10))).replace(**changes)
+
+
+def from_config(config, backend=None, options=None):
     """The network a run's config describes (``python -m minisnn.train``, :func:`minisnn.load`):
     the spiking model, or its ANN (:func:`minisnn.ann.build`) for ``network="ann"``; event data
     enters through FrameInput, images through PoissonEncoder(encoding_scale) or, for
     ``input="direct"``, DirectInput; ``reset`` is the neurons' reset, ``neuron`` their model
-    (:func:`neuron_factory`; absent: LIF)."""
+    (:func:`neuron_factory`; absent: LIF). ``options``: how it runs, by default the config's
+    (:func:`run_options`)."""
     from .data import DATASETS
 
     info = DATASETS[config["dataset"]]
     shape = (tuple(info.input_shape), info.num_classes, config.get("width", 1.0), backend)
-    options = dict(dropout=config.get("dropout"), seed=int(config.get("seed", 0)),
-                   time_chunk=config.get("time_chunk", 10))
+    structure = dict(dropout=config.get("dropout"), seed=int(config.get("seed", 0)),
+                     options=options or run_options(config))
     if config.get("network", "snn") == "ann":
         from . import ann
-        return ann.build(config["model"], *shape, gradient=config.get("gradient", "aggregated"), **options)
+        return ann.build(config["model"], *shape, **structure)
     encoder = info.encoder(config.get("input", "poisson"), config.get("encoding_scale", 1.0))
-    return build(config["model"], *shape, encoder=encoder, gradient=config.get("gradient", "aggregated"),
-                 reset=config.get("reset", "hard"), neuron=neuron_factory(config.get("neuron")), **options)
+    return build(config["model"], *shape, encoder=encoder, reset=config.get("reset", "hard"),
+                 neuron=neuron_factory(config.get("neuron")), **structure)
 
 
 def neuron_factory(spec):
@@ -355,5 +364,5 @@ def summary(name, input_shape=None, num_classes=10, width=1.0, **kwargs):
     return build(name, input_shape, num_classes, width, **kwargs).summary()
 
 
-__all__ = ["MODELS", "DEFAULT_DROPOUT", "build", "from_config", "layers", "summary", "default_dataset",
+__all__ = ["MODELS", "DEFAULT_DROPOUT", "build", "from_config", "run_options", "layers", "summary", "default_dataset",
            "default_input_shape", "neuron_factory"]

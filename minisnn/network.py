@@ -9,6 +9,7 @@ per-neuron, so memory is set by the chunk length, not by T. On the CPU a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 import weakref
@@ -22,6 +23,36 @@ from .distributed import rows_of
 from .ops import flush_subnormals
 from .layers import ALL, LIF, Layer, Neurons, Output, SpikingAvgPool
 from .runner import Runner
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How a network runs, not what it computes: ``execution`` ("auto", "dense" or "event"
+    products), ``gradient`` ("aggregated" or "through-time" backward), ``workers`` (CPU threads;
+    None: one per core) and ``time_chunk`` (time steps simulated per block), as :class:`Network`
+    describes them. :func:`minisnn.models.build`, :func:`minisnn.ann.build` and
+    :func:`minisnn.models.from_config` take one as ``options``."""
+
+    execution: str = "auto"
+    gradient: str = "aggregated"
+    workers: int | None = None
+    time_chunk: int = 10
+
+    def __post_init__(self):
+        events.check_execution(self.execution)
+        gradients.strategy(self.gradient)
+        if self.workers is not None and not _positive_int(self.workers):
+            raise ValueError(f"workers must be a positive integer or None (one per core), got {self.workers!r}")
+        if not _positive_int(self.time_chunk):
+            raise ValueError(f"time_chunk must be a positive integer, got {self.time_chunk!r}")
+
+    def replace(self, **changes):
+        """A copy with the options given (not None) changed."""
+        return dataclasses.replace(self, **{key: value for key, value in changes.items() if value is not None})
+
+
+def _positive_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
 
 class Network:
@@ -41,15 +72,17 @@ class Network:
     gradient through the hard reset (docs/algorithm.md); the latter makes a training forward keep
     every step's spikes of every layer, so its memory grows with T (:mod:`minisnn.gradients`; a
     gradient the layers cannot run is refused with :class:`~minisnn.gradients.UnsupportedGradient`).
+    ``options``: these run options and ``time_chunk`` as one :class:`RunOptions`; the keywords
+    given (not None) override it. :attr:`options` reads the current ones back.
     """
 
     #: The backward passes :attr:`gradient` can select.
     GRADIENTS = tuple(gradients.GRADIENTS)
 
     def __init__(self, layers, input_shape, backend: Backend | None = None, encoder=None,
-                 time_chunk: int = 10, init_gain: float | None = None, seed: int = 0,
-                 name: str = "network", workers: int | None = None, execution: str = "auto",
-                 gradient: str = "aggregated"):
+                 time_chunk: int | None = None, init_gain: float | None = None, seed: int = 0,
+                 name: str = "network", workers: int | None = None, execution: str | None = None,
+                 gradient: str | None = None, options: RunOptions | None = None):
         if not layers or not isinstance(layers[-1], Output):
             raise ValueError("a Network must end with an Output layer")
         self.layers = list(layers)
@@ -58,23 +91,30 @@ class Network:
         self.backend = backend or Backend("cpu")
         self.xp = self.backend.xp
         self.encoder = encoder or PoissonEncoder()
-        self.time_chunk = time_chunk
+        options = (options or RunOptions()).replace(time_chunk=time_chunk, workers=workers,
+                                                    execution=execution, gradient=gradient)
+        self.time_chunk = options.time_chunk
         if init_gain is None:
             init_gain = 1.0 if any(layer.residual for layer in self.layers) else 2.0
         self.init_gain = init_gain
         self.runner = None
-        self.workers = workers
+        self.workers = options.workers
         self._observers = []
         self._observer_lock = threading.Lock()
         shape = self._internal_shape(self.input_shape)
         for layer in self.layers:
             shape = layer.build(self.backend, shape)
         self.num_classes = shape[0]
-        self.execution = execution
-        self.gradient = gradient
+        self.execution = options.execution
+        self.gradient = options.gradient
         events.compiled_kernels(self.xp)       # numba kernels compiled (or loaded) now, not in a step
         self.init_parameters(seed)
         self.T = None
+
+    @property
+    def options(self):
+        """The current :class:`RunOptions` (the setters below change them one at a time)."""
+        return RunOptions(self.execution, self.gradient, self.workers, self.time_chunk)
 
     @property
     def workers(self):
@@ -287,4 +327,4 @@ class Network:
         return sum(math.prod(p.shape) for p in self.parameters().values())
 
 
-__all__ = ["Network", "Layer", "LIF", "SpikingAvgPool", "Output"]
+__all__ = ["Network", "RunOptions", "Layer", "LIF", "SpikingAvgPool", "Output"]

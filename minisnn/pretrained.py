@@ -28,7 +28,7 @@ from .backend import Backend
 from .data import DATASETS
 from .data import load as load_dataset
 from .data.iterator import host_inputs
-from .models import from_config
+from .models import from_config, run_options
 
 
 class Pretrained:
@@ -89,18 +89,19 @@ class Pretrained:
         return float(np.mean(self.predict(images, batch_size, seed) == np.asarray(labels)))
 
 
-def from_checkpoint(source, backend=None, config=None, **overrides) -> Pretrained:
+def from_checkpoint(source, backend=None, config=None, options=None, **overrides) -> Pretrained:
     """The network of a checkpoint with its weights, and the preprocessing of its inputs.
 
     ``source``: a checkpoint path or a loaded :class:`~minisnn.checkpoint.Checkpoint`;
     ``config``: the (resolved) config the network is built from, by default the checkpoint's;
     ``overrides``: knobs replaced for building only (analyze takes ``dropout=0.0``, its
-    ``seed`` and ``time_chunk``). Raises :class:`~minisnn.checkpoint.CheckpointError` for a
-    checkpoint that does not describe a usable network or whose weights do not fit it."""
+    ``seed`` and ``time_chunk``); ``options``: how it runs (:func:`minisnn.models.from_config`).
+    Raises :class:`~minisnn.checkpoint.CheckpointError` for a checkpoint that does not describe a
+    usable network or whose weights do not fit it."""
     ckpt = source if isinstance(source, checkpoint.Checkpoint) else checkpoint.load(source)
     config = ckpt.config if config is None else config
     try:
-        net = from_config({**config, **overrides}, backend)
+        net = from_config({**config, **overrides}, backend, options)
     except (KeyError, ValueError) as exc:
         raise checkpoint.CheckpointError(f"{ckpt.path}: the checkpoint does not describe a usable network "
                                          f"({type(exc).__name__}: {exc})") from exc
@@ -117,11 +118,11 @@ def load(path, device="cpu", dtype=None, threads=None) -> Pretrained:
     ckpt = checkpoint.load(path)
     try:
         backend = Backend(device, dtype or ckpt.config.get("dtype", "float32"))
+        options = run_options(ckpt.config, workers=threads)
     except ValueError as exc:
         raise checkpoint.CheckpointError(f"{path}: the checkpoint does not describe a usable network "
                                          f"({type(exc).__name__}: {exc})") from exc
-    model = from_checkpoint(ckpt, backend)
-    model.net.workers = threads
+    model = from_checkpoint(ckpt, backend, options=options)
     model.path = str(path)
     return model
 

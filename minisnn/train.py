@@ -188,11 +188,11 @@ def _main(given, callbacks, cluster):
     best, standardize, partial, init_from = (checkpoint.run_state(ckpt) if ckpt is not None
                                              else ({"epoch": None, "val_accuracy": None}, None, None, None))
     backend = Backend(cluster.device(config["device"]), config["dtype"])                   # the device
+    options = models.run_options(config, workers=config["threads"] or cluster.threads())  # how it runs
     if ckpt is not None:                                                                   # the network
-        net = from_checkpoint(ckpt, backend, config).net                                   # ... with its weights
+        net = from_checkpoint(ckpt, backend, config, options=options).net                  # ... with its weights
     else:
-        net = models.from_config(config, backend)
-    net.workers, net.execution = config["threads"] or cluster.threads(), config["execution"]
+        net = models.from_config(config, backend, options)
     if config["optimizer"] == "adam":
         opt = Adam(net.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     else:

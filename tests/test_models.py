@@ -80,6 +80,30 @@ def test_build_options_and_defaults():
     assert "fc1" in models.summary("lenet5", MNIST)
 
 
+def test_run_options_reach_every_builder_alike():
+    """One RunOptions object sets how a network runs, through models.build, ann.build and
+    from_config; the config is the default of from_config; bad values are refused by name."""
+    from minisnn import ann
+    from minisnn.network import RunOptions
+    options = RunOptions(execution="dense", gradient="through-time", workers=2, time_chunk=3)
+    net = models.build("lenet5", MNIST, width=0.5, options=options)
+    assert net.options == options and net.runner.workers == 2
+    assert models.build("lenet5", MNIST, width=0.5, options=options, time_chunk=5).options.time_chunk == 5
+    relu = ann.build("lenet5", MNIST, width=0.5, options=options.replace(gradient="aggregated"))
+    assert relu.options == RunOptions("dense", "aggregated", 2, 3)
+    config = {"dataset": "mnist", "model": "lenet5", "width": 0.5, "execution": "event",
+              "gradient": "through-time", "time_chunk": 4, "threads": 3}
+    assert models.from_config(config).options == RunOptions("event", "through-time", None, 4)
+    assert models.from_config(config, options=options).options == options
+    assert models.run_options(config, workers=2) == RunOptions("event", "through-time", 2, 4)
+    for bad, message in (({"execution": "sparse"}, "execution must be one of"),
+                         ({"gradient": "bptt"}, "gradient must be one of"),
+                         ({"workers": 0}, "workers must be a positive integer"),
+                         ({"time_chunk": 0}, "time_chunk must be a positive integer")):
+        with pytest.raises(ValueError, match=message):
+            RunOptions(**bad)
+
+
 def test_initialisation_std_is_sqrt_k_over_fan_in():
     """N(0, sqrt(k / fan_in)), k = 2 plain (VGG9), k = 1 residual (ResNet9), section 4.1.1."""
     params = {"vgg9": models.build("vgg9", COLOUR).parameters(),
