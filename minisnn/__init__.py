@@ -16,7 +16,7 @@ from .encoding import DirectInput, FrameInput, PoissonEncoder, poisson_encode
 from .layers import (LIF, Conv2d, Dropout, Flatten, Identity, Linear, Output, ResidualBlock,
                      SpikingAvgPool, Subsample)
 from .loss import correct, mse_loss
-from .network import Network
+from .network import Network, RunOptions
 from .optim import SGD, Adam, MultiStepLR
 from .pretrained import Pretrained, load
 
