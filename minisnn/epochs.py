@@ -40,7 +40,7 @@ def fit(net, opt, sched, data, config, run, metrics, start_epoch=0, meter=None, 
     try:
         for epoch in range(start_epoch, epochs):
             lr = sched.set_epoch(epoch)
-            bar = progress_bar(per_epoch, f"epoch {epoch + 1}/{epochs}", quiet)
+            bar = progress_bar(per_epoch, f"epoch {epoch + 1}/{epochs}", quiet, done=meter.seen)
             t0 = time.perf_counter() - meter.seconds
             for b, x, y in batches(data.train, epoch, data.frames, start=meter.batches):
                 started = time.perf_counter()

@@ -94,13 +94,14 @@ class Signals:
 SIGNALS = Signals()
 
 
-def progress_bar(total, desc, quiet):
-    """A tqdm bar counting images on stderr (None when ``quiet``): tqdm's rate is the one throughput."""
+def progress_bar(total, desc, quiet, done=0):
+    """A tqdm bar counting images on stderr (None when ``quiet``): tqdm's rate is the one throughput.
+    ``done``: images of the epoch already trained before a resume, shown but not counted in the rate."""
     if quiet:
         return None
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False, dynamic_ncols=True,
-                mininterval=0.5 if sys.stderr.isatty() else 30.0)
+                initial=done, mininterval=0.5 if sys.stderr.isatty() else 30.0)
 
 
 def device_error_text(exc):

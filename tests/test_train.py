@@ -563,3 +563,12 @@ def test_ann_checkpoint_is_refused_by_analyze_with_a_reason(fake_mnist, tmp_path
                              cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
     assert analyze.returncode == 2
     assert "holds an ANN" in analyze.stderr
+
+
+def test_a_resumed_epochs_progress_bar_counts_only_the_new_images_in_its_rate():
+    from minisnn.runs import progress_bar
+    bar = progress_bar(100, "epoch 2/3", quiet=False, done=40)
+    try:
+        assert bar.n == 40 and bar.format_dict["initial"] == 40
+    finally:
+        bar.close()
