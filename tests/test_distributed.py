@@ -16,7 +16,7 @@ from minisnn import checkpoint as C
 from minisnn import distributed as D
 from minisnn.models import build
 from minisnn.testing import strict_backend
-from test_train import DRIVER, TINY, _env, _synthetic, _write_idx, last_json, run_cli
+from test_train import DRIVER, TINY, _env, last_json, run_cli, synthetic_mnist
 
 ARGS = ["--epochs", 2, "--limit-train", 80, "--limit-test", 16, "--val-split", 0.2, "--dropout", 0.2,
         "--momentum", 0.9, "--lr", 0.003, "--seed", 3, "--threads", 1, *TINY]          # 4 batches per epoch
@@ -95,12 +95,7 @@ def run_mpi(args, cwd, hook=None, timeout=120):
 
 @pytest.fixture(scope="module")
 def mnist(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data") / "mnist"
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    _write_idx(folder, "train", *_synthetic(96, rng))
-    _write_idx(folder, "t10k", *_synthetic(32, rng))
-    return folder
+    return synthetic_mnist(tmp_path_factory, 96, 32, seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from minisnn import checkpoint as C
-from test_train import TINY, _env, _synthetic, _write_idx, driver_cmd, last_json, run_cli, run_driver
+from test_train import TINY, _env, driver_cmd, last_json, run_cli, run_driver, synthetic_mnist
 
 ARGS = ["--epochs", 2, "--limit-train", 80, "--limit-test", 16, "--val-split", 0.2, "--dropout", 0.2,
         "--momentum", 0.9, "--lr", 0.003, "--seed", 3, *TINY]          # 4 batches per epoch
@@ -20,12 +20,7 @@ ARGS = ["--epochs", 2, "--limit-train", 80, "--limit-test", 16, "--val-split", 0
 
 @pytest.fixture(scope="module")
 def mnist(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data") / "mnist"
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    _write_idx(folder, "train", *_synthetic(96, rng))
-    _write_idx(folder, "t10k", *_synthetic(32, rng))
-    return folder
+    return synthetic_mnist(tmp_path_factory, 96, 32, seed=1)
 
 
 @pytest.fixture(scope="module")

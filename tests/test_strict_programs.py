@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from test_data_formats import write_cifar
-from test_train import _nmnist_bin, _synthetic, _write_idx, last_json, run_cli
+from test_train import _nmnist_bin, last_json, run_cli, synthetic_mnist
 
 STRICT = {"MINISNN_STRICT_XP": "1"}
 SMALL = ["--epochs", 1, "--width", 0.25, "--timesteps", 6, "--quiet", "--threads", 2]
@@ -14,12 +14,7 @@ SMALL = ["--epochs", 1, "--width", 0.25, "--timesteps", 6, "--quiet", "--threads
 
 @pytest.fixture(scope="module")
 def mnist_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("strict") / "mnist"
-    folder.mkdir()
-    rng = np.random.default_rng(1)
-    _write_idx(folder, "train", *_synthetic(96, rng))
-    _write_idx(folder, "t10k", *_synthetic(32, rng))
-    return folder
+    return synthetic_mnist(tmp_path_factory, 96, 32, seed=1, name="strict")
 
 
 def test_train_eval_and_analyze_run_under_cupy_rules(mnist_dir, tmp_path):

@@ -99,14 +99,19 @@ def _synthetic(n, rng):
     return images, labels
 
 
+def synthetic_mnist(tmp_path_factory, train, test, seed, name="data"):
+    """A folder of MNIST IDX files holding ``train`` + ``test`` synthetic digits drawn with ``seed``."""
+    folder = tmp_path_factory.mktemp(name) / "mnist"
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    _write_idx(folder, "train", *_synthetic(train, rng))
+    _write_idx(folder, "t10k", *_synthetic(test, rng))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def fake_mnist(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data") / "mnist"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    _write_idx(folder, "train", *_synthetic(400, rng))
-    _write_idx(folder, "t10k", *_synthetic(100, rng))
-    return folder
+    return synthetic_mnist(tmp_path_factory, 400, 100, seed=0)
 
 
 @pytest.fixture(scope="module")

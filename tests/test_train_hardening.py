@@ -18,19 +18,14 @@ import pytest
 from minisnn import checkpoint as C
 from minisnn import train
 from test_checkpoint import reseal
-from test_train import TINY, _env, _synthetic, _write_idx, driver_cmd, error_line, last_json, run_cli
+from test_train import TINY, _env, driver_cmd, error_line, last_json, run_cli, synthetic_mnist
 
 TRAIN = ["--limit-train", 48, "--limit-test", 16, "--lr", 0.02, *TINY]
 
 
 @pytest.fixture(scope="module")
 def mnist(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data") / "mnist"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    _write_idx(folder, "train", *_synthetic(96, rng))
-    _write_idx(folder, "t10k", *_synthetic(32, rng))
-    return folder
+    return synthetic_mnist(tmp_path_factory, 96, 32, seed=0)
 
 
 def main(*args, callbacks=()):
