@@ -38,6 +38,7 @@ class PoissonEncoder:
         self.scale = scale
 
     leading_axes = ("batch",)
+    spikes = True       # the first layer receives spikes (energy counts them as SOPs)
 
     def __repr__(self):
         return f"PoissonEncoder(scale={self.scale})"
@@ -76,6 +77,7 @@ class FrameInput:
     binned N-MNIST recordings. T is the number of frames."""
 
     leading_axes = ("T", "batch")
+    spikes = True
 
     def __repr__(self):
         return "FrameInput()"
@@ -96,6 +98,7 @@ class DirectInput:
     of the same architecture, trained by the same engine."""
 
     leading_axes = ("batch",)
+    spikes = False      # analog current: the first layer multiplies (energy counts MACs)
 
     def __repr__(self):
         return "DirectInput()"

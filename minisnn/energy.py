@@ -29,7 +29,11 @@ Caveats, stated in every report (:data:`CAVEATS`):
 1. The first layer's input is the Poisson rate code of analog pixels. Its spikes are
    counted like any others (a pixel of intensity x spikes about x T times); the encoding
    itself is not counted. Many papers instead charge the first layer as MACs on the analog
-   image; ``first_layer_macs_j`` gives that alternative total.
+   image; ``first_layer_macs_j`` gives that alternative total. With direct input
+   (:class:`~minisnn.encoding.DirectInput`, an encoder whose ``spikes`` is False) the first
+   layer receives no spikes: it is charged its dense MACs once per inference (its input, so
+   its output current, is the same at every step and is computed once and held), and
+   ``energy_snn_j`` equals ``first_layer_macs_j``.
 2. Memory traffic (fetching weights and membrane potentials, often the dominant cost on
    real hardware) is not counted, for either network.
 3. Neuron updates (leak, compare, reset per neuron per step) and pooling are not in the two
@@ -53,8 +57,9 @@ E_AC_J = 0.9e-12    # 32-bit float add (accumulate), 45 nm (Horowitz 2014)
 
 CAVEATS = [
     "45 nm figures (Horowitz 2014): 4.6 pJ per 32-bit MAC (ANN), 0.9 pJ per accumulate (SNN SOP).",
-    "First layer: its input is the Poisson rate code of analog pixels; its input spikes are "
-    "counted as SOPs (encoding not counted). first_layer_macs_j charges it as ANN MACs instead.",
+    "First layer: with Poisson input its input spikes are counted as SOPs (encoding not "
+    "counted) and first_layer_macs_j charges it as ANN MACs instead; with direct (analog) input "
+    "it is charged its dense MACs once per inference (the same current at every step).",
     "Memory traffic (weights, membrane potentials) is not counted for either network.",
     "Neuron updates and pooling are not in the totals: pool_ops (one accumulate per spike "
     "entering a spiking pool) and neuron_updates (neurons x T) are reported separately; "
@@ -163,9 +168,12 @@ def activity_report(meter, model=None):
     ANN MACs per sample). Totals: ``sops``, ``macs``, ``pool_ops``, ``neuron_updates``,
     ``energy_snn_j`` (0.9 pJ x SOPs), ``energy_ann_j`` (4.6 pJ x MACs), ``energy_ratio``
     (ANN / SNN), ``first_layer_macs_j`` (SNN energy with the first layer charged as MACs),
-    ``accuracy`` (when labels were given), ``T``, ``samples``, ``caveats``.
+    ``accuracy`` (when labels were given), ``T``, ``samples``, ``input`` ("spikes" or
+    "analog"), ``caveats``. With analog input the first synaptic layer's row has ``sops`` 0 and
+    ``analog_macs`` (its MACs, charged at 4.6 pJ in ``energy_snn_j``).
     """
     net = meter.net
+    analog_input = not getattr(net.encoder, "spikes", True)
     n, T = max(meter.samples, 1), meter.T
     host = net.backend.to_host
     rows, sops_total, macs_total, pool_total, updates = [], 0.0, 0, 0.0, 0
@@ -183,24 +191,30 @@ def activity_report(meter, model=None):
             row["pool_ops"] = float(host(counts.sum())) / n       # fan-out 1, not in the totals
             pool_total += row["pool_ops"]
         elif layer.name in meter.input_counts:
+            row["macs"] = layer.dense_macs()
+            macs_total += row["macs"]
+            if first_synaptic is None and analog_input:
+                first_synaptic = row
+                row["analog_macs"] = row["macs"]       # no spikes in: MACs, once per inference
+                rows.append(row)
+                continue
             counts = meter.input_counts[layer.name] * meter.event_scale.get(layer.name, 1.0)
             fan = meter.fanouts[layer.name]
             sops = float(host((counts * fan).sum())) / n
             row["sops"] = sops
             row["input_rate"] = float(host(counts.sum())) / (n * T * math.prod(layer.in_shape))
             row["input_spikes"] = float(host(counts.sum())) / n
-            row["macs"] = layer.dense_macs()
             if first_synaptic is None:
                 first_synaptic = row
             sops_total += sops
-            macs_total += row["macs"]
         rows.append(row)
-    energy_snn = E_AC_J * sops_total
+    energy_snn = E_AC_J * sops_total + E_MAC_J * (first_synaptic or {}).get("analog_macs", 0)
     energy_ann = E_MAC_J * macs_total
     first_macs = (energy_snn - E_AC_J * first_synaptic["sops"] + E_MAC_J * first_synaptic["macs"]
-                  if first_synaptic else energy_snn)
+                  if first_synaptic and not analog_input else energy_snn)
     report = {
         "model": model or net.name, "T": T, "samples": meter.samples,
+        "input": "analog" if analog_input else "spikes",
         "accuracy": (meter.hits / meter.samples) if meter.samples else None,
         "layers": rows,
         "spike_rate": {r["name"]: r["spike_rate"] for r in rows if r["spike_rate"] is not None},
@@ -254,7 +268,8 @@ def format_table(report):
     lines.append(f"pool accumulates (not in total): {report['pool_ops']:,.0f};  neuron updates: "
                  f"{report['neuron_updates']:,}")
     ratio = report["energy_ratio"]
-    lines.append(f"energy per inference: SNN {report['energy_snn_j'] * 1e6:.3f} uJ (0.9 pJ x SOPs), "
+    snn_terms = "0.9 pJ x SOPs" + (" + 4.6 pJ x first-layer MACs" if report.get("input") == "analog" else "")
+    lines.append(f"energy per inference: SNN {report['energy_snn_j'] * 1e6:.3f} uJ ({snn_terms}), "
                  f"ANN {report['energy_ann_j'] * 1e6:.3f} uJ (4.6 pJ x MACs)"
                  + (f", ANN/SNN = {ratio:.2f}x" if ratio else ""))
     lines.append(f"SNN with the first layer charged as MACs: {report['first_layer_macs_j'] * 1e6:.3f} uJ")

@@ -3,7 +3,7 @@ import numpy as np
 
 from minisnn import energy
 from minisnn.backend import Backend
-from minisnn.encoding import FrameInput
+from minisnn.encoding import DirectInput, FrameInput
 from minisnn.layers import LIF, Conv2d, Flatten, Output
 from minisnn.network import Network
 
@@ -55,6 +55,23 @@ def test_operation_counts_of_a_tiny_network_match_a_hand_count():
     # first layer charged as MACs instead: (152 - 44) * 0.9 pJ + 288 * 4.6 pJ
     assert np.isclose(report["first_layer_macs_j"], 108 * 0.9e-12 + 288 * 4.6e-12)
     assert report["neuron_updates"] == 32 * 2
+
+
+def test_direct_input_charges_the_first_layer_its_macs_once_not_its_analog_values_as_sops():
+    net = _tiny_net()
+    net.encoder = DirectInput()
+    image = np.zeros((1, 1, 4, 4))
+    image[0, 0, 1, 1] = 0.5                          # analog: no spikes reach conv1
+    report = energy.measure(net, [(image, np.array([0]))], T=2)
+    rows = {r["name"]: r for r in report["layers"]}
+    assert report["input"] == "analog"
+    assert rows["conv1"]["sops"] == 0 and rows["conv1"]["analog_macs"] == 288
+    # conv1's current reaches the 3x3 block around (1,1) at every step: 18 spikes per step,
+    # 36 over T=2, each to 3 output neurons
+    assert rows["output"]["sops"] == 108 and report["sops"] == 108
+    assert np.isclose(report["energy_snn_j"], 108 * 0.9e-12 + 288 * 4.6e-12)
+    assert report["first_layer_macs_j"] == report["energy_snn_j"]
+    assert "first-layer MACs" in energy.format_table(report)
 
 
 def test_sops_equal_a_brute_force_count_over_synapses():
