@@ -142,23 +142,25 @@ class IFSubtract(Neurons):
 # ------------------------------------------------------------------------------------------
 
 def build(name, input_shape=None, num_classes=10, width=1.0, backend=None, *, dropout=None,
-          seed=0, init_gain=None, resnet11_skip="subsample", options=None, gradient=None, **_ignored):
+          seed=0, init_gain=None, resnet11_skip="subsample", options=None, time_chunk=None,
+          execution=None, gradient=None, **_ignored):
     """The ANN of model ``name``: :func:`minisnn.models.layers` with each layer's ``ann_twin``
     (LIF -> ReLU, SpikingAvgPool -> AvgPool); same layer names, weight shapes and initialisation, so a
     checkpoint's weights fit either. ``input_shape`` defaults, as in :func:`minisnn.models.build`,
     to the model's thesis dataset (:func:`~minisnn.models.default_input_shape`). Dropout layers
     (the model's default p unless given) act only in training. Spiking-only keywords
     (threshold, leak, ...) are accepted and ignored. ``options``: how it runs, a
-    :class:`~minisnn.network.RunOptions`; ``gradient``, when given, overrides it, and
-    ``"through-time"`` is refused (:class:`~minisnn.gradients.UnsupportedGradient`): ReLU units
-    have no time steps.
+    :class:`~minisnn.network.RunOptions`; ``time_chunk``, ``execution`` and ``gradient``, when
+    given, override it (as in :func:`minisnn.models.build`), and ``"through-time"`` is refused
+    (:class:`~minisnn.gradients.UnsupportedGradient`): ReLU units have no time steps.
     """
     input_shape = models.default_input_shape(name) if input_shape is None else tuple(input_shape)
     stack = models.layers(name, input_shape, num_classes, width, dropout=dropout,
                           resnet11_skip=resnet11_skip)
     stack = [layer.ann_twin() for layer in stack]
     return Network(stack, input_shape, backend=backend, encoder=DirectInput(), init_gain=init_gain,
-                   seed=seed, name=f"{str(name).lower()}-ann", options=options, gradient=gradient)
+                   seed=seed, name=f"{str(name).lower()}-ann", options=options, time_chunk=time_chunk,
+                   execution=execution, gradient=gradient)
 
 
 def forward(net, images, train=False, rng_key=(0,)):

@@ -91,6 +91,8 @@ def test_run_options_reach_every_builder_alike():
     assert models.build("lenet5", MNIST, width=0.5, options=options, time_chunk=5).options.time_chunk == 5
     relu = ann.build("lenet5", MNIST, width=0.5, options=options.replace(gradient="aggregated"))
     assert relu.options == RunOptions("dense", "aggregated", 2, 3)
+    assert ann.build("lenet5", MNIST, width=0.5, execution="event", time_chunk=7).options \
+        == RunOptions("event", "aggregated", None, 7)
     config = {"dataset": "mnist", "model": "lenet5", "width": 0.5, "execution": "event",
               "gradient": "through-time", "time_chunk": 4, "threads": 3}
     assert models.from_config(config).options == RunOptions("event", "through-time", None, 4)
