@@ -70,9 +70,18 @@ def finite_difference_error(layer, in_shape, batch=3, samples=8, seed=0):
     twin = layer.linearised(gains)
     x = rng.uniform(0, 2, (batch,) + tuple(in_shape))
     r = rng.standard_normal((batch,) + layer.out_shape)
+    return max(adjoint_errors(twin, layer, x, r, lambda: backend.rng(seed, "dropout"), rng, samples))
+
+
+def adjoint_errors(twin, layer, x, r, dropout_rng, rng, samples):
+    """Relative errors of ``twin.backward(r)`` (dphi/dx) and of the gradients it stores in
+    ``layer``'s parameters (dphi/dW), phi = <r, twin(x)>, against centred differences at
+    ``samples`` entries of x and of each parameter drawn with ``rng``; ``dropout_rng()`` gives
+    the same dropout masks at every evaluation."""
+    batch = x.shape[0]
 
     def phi():
-        twin.reset(batch, training=True, rng=backend.rng(seed, "dropout"), T=1)
+        twin.reset(batch, training=True, rng=dropout_rng(), T=1)
         return float(np.sum(r * twin.forward(x[None].copy())[0]))
 
     phi()
@@ -83,7 +92,7 @@ def finite_difference_error(layer, in_shape, batch=3, samples=8, seed=0):
         for key, weight in sub.params.items():
             idx = sample_indices(rng, weight.size, samples)
             errors.append(relative_error(sub.grads[key].reshape(-1)[idx], numerical_gradient(phi, weight, idx)))
-    return max(errors)
+    return errors
 
 
 # -- running a layer as the network does ------------------------------------------------------
@@ -213,5 +222,5 @@ def hand_bptt(net, spikes, labels, leak=0.99, threshold=1.0):
     return grads, out, (o1s, o2s)
 
 
-__all__ = ["check_layer", "run_layer", "finite_difference_error", "hand_bptt", "numerical_gradient",
+__all__ = ["check_layer", "run_layer", "finite_difference_error", "adjoint_errors", "hand_bptt", "numerical_gradient",
            "relative_error", "sample_indices"]

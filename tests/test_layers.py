@@ -10,10 +10,11 @@ import pytest
 from minisnn import (LIF, Backend, Conv2d, Dropout, Flatten, Linear, ResidualBlock, SpikingAvgPool,
                      Subsample)
 from minisnn import ops
+from minisnn.layercheck import adjoint_errors
 from minisnn.layers import Neurons, Output
 from minisnn.linearised import twin_layer
 
-from gradcheck import numerical_gradient, relative_error, sample_indices
+from gradcheck import numerical_gradient, relative_error
 
 BACKEND = Backend("cpu", "float64")
 BATCH = 3
@@ -39,19 +40,7 @@ def check_layer(layer, in_shape, name, samples=12):
     layer = build(layer, in_shape, rng)
     x = rng.uniform(0, 2, (BATCH,) + tuple(in_shape))
     r = rng.standard_normal((BATCH,) + layer.out_shape)
-
-    def phi():
-        layer.reset(BATCH, training=True, rng=BACKEND.rng(2, "dropout"), T=1)
-        return float(np.sum(r * layer.forward(x[None].copy())[0]))
-
-    phi()
-    grad_x = layer.backward(r)
-    errors = [relative_error(grad_x.reshape(-1)[i], numerical_gradient(phi, x, [i])[0])
-              for i in sample_indices(rng, x.size, samples)]
-    for sub in layer.sublayers():
-        for key, weight in sub.params.items():
-            idx = sample_indices(rng, weight.size, samples)
-            errors.append(relative_error(sub.grads[key].reshape(-1)[idx], numerical_gradient(phi, weight, idx)))
+    errors = adjoint_errors(layer, layer, x, r, lambda: BACKEND.rng(2, "dropout"), rng, samples)
     REPORT[name] = max(errors)
     print(f"{name}: largest relative error {max(errors):.2e}")
     assert max(errors) <= TOLERANCE
