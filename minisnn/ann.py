@@ -273,6 +273,10 @@ class ScaledSkip(Passive):
         out = self.inner.forward(x, rows)
         return out * self.factor if self.factor != 1.0 else out
 
+    def synapse_fanout(self, xp):
+        """The inner skip's: each spike adds the factor into one membrane (one SOP)."""
+        return self.inner.synapse_fanout(xp)
+
 
 def _fresh(layer):
     """A copy of an unbuilt-or-built layer with its own (empty) parameter dicts, so building the

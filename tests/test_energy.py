@@ -116,3 +116,18 @@ def test_lenet5_counts_and_energy_totals():
     rows = {r["name"]: r for r in report["layers"]}
     assert np.isclose(rows["pool1"]["input_rate"], rates["lif1"])
     assert np.isclose(report["sops"], sum(r["sops"] for r in report["layers"] if r["macs"]))
+
+
+def test_the_scaled_skips_of_a_converted_resnet11_count_their_spikes_as_sops():
+    """A converted ResNet11's parameter-free skips (identity, subsample) carry spikes times a
+    constant: each such spike is one accumulate, as in the spiking ResNet11."""
+    from minisnn import ann
+    rng = np.random.default_rng(0)
+    relu = ann.build("resnet11", (3, 8, 8), width=0.125, backend=Backend("cpu", "float64"), seed=0)
+    images = rng.random((8, 3, 8, 8))
+    snn, _ = ann.convert(relu, images, limit=8)
+    report = energy.measure(snn, [(images, np.zeros(8, dtype=int))], T=20)
+    skips = [r for r in report["layers"] if r["type"] == "ScaledSkip"]
+    assert skips and all(r["sops"] > 0 for r in skips)
+    for r in skips:     # fan-out 1 (identity) or 1 on the kept positions (subsample)
+        assert r["sops"] <= r["input_spikes"]
