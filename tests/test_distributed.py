@@ -16,7 +16,7 @@ from minisnn import checkpoint as C
 from minisnn import distributed as D
 from minisnn.models import build
 from minisnn.testing import strict_backend
-from test_train import DRIVER, TINY, _env, last_json, run_cli, synthetic_mnist
+from test_train import DRIVER, TINY, _env, finished_run, last_json, run_cli, synthetic_mnist
 
 ARGS = ["--epochs", 2, "--limit-train", 80, "--limit-test", 16, "--val-split", 0.2, "--dropout", 0.2,
         "--momentum", 0.9, "--lr", 0.003, "--seed", 3, "--threads", 1, *TINY]          # 4 batches per epoch
@@ -100,10 +100,7 @@ def mnist(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def one_process(mnist, tmp_path_factory):
-    out = tmp_path_factory.mktemp("one") / "run"
-    proc = run_cli(["--data-dir", mnist, "--out", out, *ARGS], out.parent)
-    assert proc.returncode == 0, proc.stderr
-    return out
+    return finished_run(tmp_path_factory, "one", ["--data-dir", mnist, *ARGS])
 
 
 def assert_same_training(a, b, tolerance=1e-5):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from minisnn import checkpoint as C
-from test_train import TINY, _env, driver_cmd, last_json, run_cli, run_driver, synthetic_mnist
+from test_train import TINY, _env, driver_cmd, finished_run, last_json, run_cli, run_driver, synthetic_mnist
 
 ARGS = ["--epochs", 2, "--limit-train", 80, "--limit-test", 16, "--val-split", 0.2, "--dropout", 0.2,
         "--momentum", 0.9, "--lr", 0.003, "--seed", 3, *TINY]          # 4 batches per epoch
@@ -25,10 +25,7 @@ def mnist(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def straight(mnist, tmp_path_factory):
-    out = tmp_path_factory.mktemp("straight") / "run"
-    proc = run_cli(["--data-dir", mnist, "--out", out, *ARGS], out.parent)
-    assert proc.returncode == 0, proc.stderr
-    return out
+    return finished_run(tmp_path_factory, "straight", ["--data-dir", mnist, *ARGS])
 
 
 def assert_same_run(a, b):

@@ -109,6 +109,14 @@ def synthetic_mnist(tmp_path_factory, train, test, seed, name="data"):
     return folder
 
 
+def finished_run(tmp_path_factory, name, args):
+    """The folder of a ``python -m minisnn.train`` run with ``args`` that finished (asserted)."""
+    out = tmp_path_factory.mktemp(name) / "run"
+    proc = run_cli([*args, "--out", out], out.parent)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
 @pytest.fixture(scope="module")
 def fake_mnist(tmp_path_factory):
     return synthetic_mnist(tmp_path_factory, 400, 100, seed=0)

@@ -18,7 +18,7 @@ import pytest
 from minisnn import checkpoint as C
 from minisnn import train
 from test_checkpoint import reseal
-from test_train import TINY, _env, driver_cmd, error_line, last_json, run_cli, synthetic_mnist
+from test_train import TINY, _env, driver_cmd, error_line, finished_run, last_json, run_cli, synthetic_mnist
 
 TRAIN = ["--limit-train", 48, "--limit-test", 16, "--lr", 0.02, *TINY]
 
@@ -39,10 +39,7 @@ def one_error(capsys):
 @pytest.fixture(scope="module")
 def finished(mnist, tmp_path_factory):
     """A finished 1-epoch run with a validation split: its folder."""
-    out = tmp_path_factory.mktemp("finished") / "run"
-    proc = run_cli(["--data-dir", mnist, "--epochs", 1, "--val-split", 0.25, "--out", out, *TRAIN], out.parent)
-    assert proc.returncode == 0, proc.stderr
-    return out
+    return finished_run(tmp_path_factory, "finished", ["--data-dir", mnist, "--epochs", 1, "--val-split", 0.25, *TRAIN])
 
 
 # ------------------------------------------------------------------------------------------
