@@ -66,6 +66,17 @@ def test_ann_linearised_whole_chain():
     assert max(errors.values()) < 1e-5, errors
 
 
+def trained_bars_ann():
+    """A quarter-width LeNet5 ANN trained on 400 bar images: (net, train images, test images,
+    test labels, its test accuracy)."""
+    rng = np.random.default_rng(0)
+    train_x, train_y = _bars(400, rng)
+    test_x, test_y = _bars(200, rng)
+    net = ann.build("lenet5", (1, 12, 12), num_classes=2, width=0.25, seed=1)
+    ann.train(net, train_x, train_y, epochs=4, batch_size=32, lr=0.002, seed=0)
+    return net, train_x, test_x, test_y, ann.evaluate(net, test_x, test_y)
+
+
 def _bars(n, rng, size=12):
     """2 classes: a horizontal (0) or vertical (1) bar of width 2 at a random place."""
     x = np.zeros((n, 1, size, size), np.float32)
@@ -84,12 +95,7 @@ def test_conversion_keeps_accuracy_at_large_T():
     """Train a small ANN on bars; converted (99.9 percentile, reset by subtraction, Poisson input)
     at T=100 its accuracy stays within 5 points of the ANN's. With a clearly broken normalisation
     (all lambdas 100x too large: almost no spikes) it would fall to chance."""
-    rng = np.random.default_rng(0)
-    train_x, train_y = _bars(400, rng)
-    test_x, test_y = _bars(200, rng)
-    net = ann.build("lenet5", (1, 12, 12), num_classes=2, width=0.25, seed=1)
-    ann.train(net, train_x, train_y, epochs=4, batch_size=32, lr=0.002, seed=0)
-    ann_acc = ann.evaluate(net, test_x, test_y)
+    net, train_x, test_x, test_y, ann_acc = trained_bars_ann()
     assert ann_acc >= 0.95
     snn, scales = ann.convert(net, train_x, percentile=99.9)
     assert set(scales) == {"lif1", "lif2", "lif_fc1"} and all(v > 0 for v in scales.values())

@@ -13,7 +13,7 @@ from minisnn.backend import Backend
 from minisnn.encoding import DirectInput, PoissonEncoder
 from minisnn.gradients import UnsupportedGradient
 from minisnn.layers import LIF, SpikingAvgPool
-from tests.test_ann import _bars
+from tests.test_ann import trained_bars_ann
 from tests.test_train import REPO, _env, error_line, fake_mnist, last_json, run_cli  # noqa: F401 (fixture)
 
 
@@ -123,12 +123,7 @@ def test_weight_factors_residual_blocks():
 def test_conversion_starts_the_spiking_network_near_the_ann(reset, entry):
     """A LeNet5 ANN trained on bars, converted into the spiking model: within 5 points of the ANN at
     T=50 on the same images. All lambdas 100x too large (hardly a spike) would give chance."""
-    rng = np.random.default_rng(0)
-    train_x, train_y = _bars(400, rng)
-    test_x, test_y = _bars(200, rng)
-    net = ann.build("lenet5", (1, 12, 12), num_classes=2, width=0.25, seed=1)
-    ann.train(net, train_x, train_y, epochs=4, batch_size=32, lr=0.002, seed=0)
-    ann_acc = ann.evaluate(net, test_x, test_y)
+    net, train_x, test_x, test_y, ann_acc = trained_bars_ann()
     snn = models.build("lenet5", (1, 12, 12), 2, 0.25, reset=reset,
                        encoder=DirectInput() if entry == "direct" else PoissonEncoder(1.0))
     record = hybrid.convert(net, snn, train_x, 99.9, T=50)
