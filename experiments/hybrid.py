@@ -37,7 +37,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="checkpoint of an ANN run (--network ann)")
     p.add_argument("--data-dir", help="dataset folder or data root (default: the run's)")
-    p.add_argument("--limit", type=int, default=1000, help="first N test images (default 1000)")
+    p.add_argument("--limit", type=int, default=1000, help="first N test images (default 1000; 0: all)")
     p.add_argument("--timesteps", type=_csv(int), default=[20, 50, 100], help="T values (default 20,50,100)")
     p.add_argument("--resets", type=_csv(str), default=["hard", "subtract"], help="default hard,subtract")
     p.add_argument("--inputs", type=_csv(str), default=["poisson", "direct"], help="default poisson,direct")
@@ -63,9 +63,10 @@ def main(argv=None):
     same = run_state(source)[1]
     data = load_run_data(base, backend, standardize=same, progress=False)
     calibration = hybrid.calibration_images(data.train, args.convert_images, args.seed)
-    test_x = to_float(data.test.images[:args.limit])
+    count = args.limit or None
+    test_x = to_float(data.test.images[:count])
     test_x = test_x if data.test.transform is None else data.test.transform(test_x)
-    test_y = data.test.labels[:args.limit]
+    test_y = data.test.labels[:count]
 
     ann_net = models.from_config(source.config, backend, models.run_options(source.config, workers=args.threads))
     ann_net.load_parameters(source.weights)
