@@ -68,7 +68,8 @@ def main(argv=None):
     test_x = test_x if data.test.transform is None else data.test.transform(test_x)
     test_y = data.test.labels[:count]
 
-    ann_net = models.from_config(source.config, backend, models.run_options(source.config, workers=args.threads))
+    options = models.run_options(source.config, workers=args.threads)      # the ANN's and every SNN's
+    ann_net = models.from_config(source.config, backend, options)
     ann_net.load_parameters(source.weights)
     stored = [r["test_accuracy"] for r in source.history if r.get("test_accuracy") is not None]
     result = {"checkpoint": str(args.checkpoint), "model": source.config["model"], "width": source.config["width"],
@@ -83,7 +84,7 @@ def main(argv=None):
         config = {**base, "reset": reset, "input": entry}
         row = {"reset": reset, "input": entry, "accuracy": {}}
         for T in args.timesteps:
-            snn = models.from_config(config, backend, models.run_options(config, workers=args.threads))
+            snn = models.from_config(config, backend, options)
             hybrid.load_converted(ann_net, snn, scales, T)
             start = time.perf_counter()
             row["accuracy"][str(T)] = ann.evaluate_snn(snn, test_x, test_y, T, args.batch_size, args.seed)

@@ -194,24 +194,22 @@ def activity_report(meter, model=None):
             row["macs"] = layer.dense_macs()
             macs_total += row["macs"]
             if first_synaptic is None and analog_input:
-                first_synaptic = row
                 row["analog_macs"] = row["macs"]       # no spikes in: MACs, once per inference
-                rows.append(row)
-                continue
-            counts = meter.input_counts[layer.name] * meter.event_scale.get(layer.name, 1.0)
-            fan = meter.fanouts[layer.name]
-            sops = float(host((counts * fan).sum())) / n
-            row["sops"] = sops
-            row["input_rate"] = float(host(counts.sum())) / (n * T * math.prod(layer.in_shape))
-            row["input_spikes"] = float(host(counts.sum())) / n
+            else:
+                counts = meter.input_counts[layer.name] * meter.event_scale.get(layer.name, 1.0)
+                fan = meter.fanouts[layer.name]
+                row["sops"] = float(host((counts * fan).sum())) / n
+                row["input_rate"] = float(host(counts.sum())) / (n * T * math.prod(layer.in_shape))
+                row["input_spikes"] = float(host(counts.sum())) / n
+                sops_total += row["sops"]
             if first_synaptic is None:
                 first_synaptic = row
-            sops_total += sops
         rows.append(row)
-    energy_snn = E_AC_J * sops_total + E_MAC_J * (first_synaptic or {}).get("analog_macs", 0)
     energy_ann = E_MAC_J * macs_total
-    first_macs = (energy_snn - E_AC_J * first_synaptic["sops"] + E_MAC_J * first_synaptic["macs"]
-                  if first_synaptic and not analog_input else energy_snn)
+    energy_spikes = E_AC_J * sops_total
+    first_macs = (energy_spikes - E_AC_J * first_synaptic["sops"] + E_MAC_J * first_synaptic["macs"]
+                  if first_synaptic else energy_spikes)
+    energy_snn = first_macs if analog_input else energy_spikes
     report = {
         "model": model or net.name, "T": T, "samples": meter.samples,
         "input": "analog" if analog_input else "spikes",
