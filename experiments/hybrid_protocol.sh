@@ -35,14 +35,13 @@ LIMIT=${LIMIT:-0}
 TRAIN_EXTRA=${TRAIN_EXTRA:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-# train RUN_FOLDER FLAGS...: a new run, or the resume of an unfinished one (a finished run's
-# resume does nothing and says so). Stops the script on a failure or an interrupt.
+# train RUN_FOLDER FLAGS...: a new run, or the resume of the folder's run (from its interrupted.h5,
+# else its checkpoint.h5; a finished run's resume does nothing and says so). Stops the script on
+# a failure or an interrupt.
 train() {
   local run=$1; shift
-  if [ -f "$run/interrupted.h5" ]; then
-    python -m minisnn.train --resume "$run/interrupted.h5" --data-dir "$DATA/cifar10" --quiet $TRAIN_EXTRA
-  elif [ -f "$run/checkpoint.h5" ]; then
-    python -m minisnn.train --resume "$run/checkpoint.h5" --data-dir "$DATA/cifar10" --quiet $TRAIN_EXTRA
+  if [ -f "$run/checkpoint.h5" ] || [ -f "$run/interrupted.h5" ]; then
+    python -m minisnn.train --resume "$run" --data-dir "$DATA/cifar10" --quiet $TRAIN_EXTRA
   else
     python -m minisnn.train --dataset cifar10 --data-dir "$DATA/cifar10" --no-download --out "$run" \
       --quiet "$@" $TRAIN_EXTRA

@@ -28,9 +28,9 @@ for row in $ROWS; do
   model=${row##*:}
   run="$OUT/${model}_${dataset}"
   echo "== $model on $dataset -> $run"
-  if [ -f "$run/checkpoint.h5" ]; then
-    # resume: does nothing (and says so) when all 150 epochs are done
-    python -m minisnn.train --resume "$run/checkpoint.h5" --device "$DEVICE" --data-dir "$DATA/$dataset" --quiet $EXTRA
+  if [ -f "$run/checkpoint.h5" ] || [ -f "$run/interrupted.h5" ]; then
+    # resume the folder (its interrupted.h5, else checkpoint.h5); says so and does nothing when done
+    python -m minisnn.train --resume "$run" --device "$DEVICE" --data-dir "$DATA/$dataset" --quiet $EXTRA
   else
     python -m minisnn.train --model "$model" --dataset "$dataset" --data-dir "$DATA/$dataset" \
       --device "$DEVICE" --preset thesis --out "$run" --quiet $EXTRA

@@ -29,6 +29,8 @@ import numpy as np
 from .fileio import atomic_write_text
 
 RUN_FILES = ("metrics.json", "history.csv", "curves.png", "checkpoint.h5", "best.h5", "interrupted.h5")
+#: The files a run resumes from, newest state first (interrupted.h5 exists only mid-epoch).
+RESUMABLE = ("interrupted.h5", "checkpoint.h5")
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                    "test_loss", "test_accuracy", "train_seconds", "epoch_seconds", "train_images_per_s",
                    "finished_utc")
@@ -163,6 +165,10 @@ class RunFolder:
     def __truediv__(self, name):
         return self.path / name
 
+    def resumable(self):
+        """The file to resume this folder's run from (:data:`RESUMABLE`), or None."""
+        return next((self.path / name for name in RESUMABLE if (self.path / name).exists()), None)
+
     def holds_run(self):
         return any((self.path / name).exists() for name in ("metrics.json", "checkpoint.h5", "interrupted.h5"))
 
@@ -189,7 +195,7 @@ class RunFolder:
                         orphan.unlink()
         if fresh and self.holds_run():
             if not overwrite:
-                last = next((self.path / n for n in ("interrupted.h5", "checkpoint.h5") if (self.path / n).exists()), None)
+                last = self.resumable()
                 resume = f"continue it with --resume {last}, " if last else ""
                 raise RunFolderError(f"run folder {self.path} already holds a run; {resume}choose another --out, "
                                      "or pass --overwrite")

@@ -5,6 +5,7 @@ Examples::
     python -m minisnn.train --model lenet5 --data-dir /path/to/mnist            # the thesis' 150 epochs
     python -m minisnn.train --preset fast --data-dir /path/to/mnist             # 20 epochs
     python -m minisnn.train --resume runs/lenet5_mnist_X/checkpoint.h5
+    python -m minisnn.train --resume runs/lenet5_mnist_X            # its interrupted.h5, else checkpoint.h5
     python -m minisnn.train --init-from runs/lenet5_mnist_X/checkpoint.h5 --epochs 5   # a new schedule
     python -m minisnn.train --eval-only runs/lenet5_mnist_X/checkpoint.h5
     mpiexec -n 4 python -m minisnn.train --model vgg9 --batch-size 64      # 4 processes, 16 samples each
@@ -41,7 +42,7 @@ from .gradients import UnsupportedGradient
 from .hybrid import initialize_from_ann
 from .optim import SGD, Adam, MultiStepLR
 from .pretrained import from_checkpoint
-from .runs import (EXIT_BAD_INPUT, EXIT_DEAD, EXIT_NONFINITE, EXIT_OUTPUT, SIGNALS, Interrupted, Meter, RunFolder,
+from .runs import (EXIT_BAD_INPUT, EXIT_DEAD, EXIT_NONFINITE, EXIT_OUTPUT, SIGNALS, Interrupted, Meter, RESUMABLE, RunFolder,
                    RunFolderError, Stop, device_error_text, error_text, versions, write_failure)
 
 #: Exit status of every way a run ends (also in --help).
@@ -83,7 +84,8 @@ def build_parser():
     g.add_argument("--overwrite", action="store_true", default=S,
                    help="start a new run in a folder that already holds one, deleting its files")
     g.add_argument("--resume", metavar="PATH", default=S, help="continue the run saved in checkpoint PATH "
-                   "exactly (same weights, optimiser state, schedule, RNG counters)")
+                   "exactly (same weights, optimiser state, schedule, RNG counters); PATH may be a run folder: "
+                   "its interrupted.h5 (a stopped epoch) if there is one, else its checkpoint.h5")
     g.add_argument("--eval-only", metavar="CHECKPOINT", default=S, help="evaluate CHECKPOINT on the test set "
                    "(the whole test set unless --limit-test is given) and write metrics, without training")
     g.add_argument("--quiet", action="store_true", default=S, help="no progress bar")
@@ -109,6 +111,11 @@ def resolve_run(given, cluster=None):
         return "train", resolve(given), None
     mode = "resume" if "resume" in given else "eval"
     path = given["resume"] if mode == "resume" else given["eval_only"]
+    if mode == "resume" and Path(path).is_dir():
+        path = RunFolder(path).resumable()
+        if path is None:
+            raise CheckpointError(f"{given['resume']}: the folder holds neither of {', '.join(RESUMABLE)}; "
+                                  "give the checkpoint file to resume, or start a new run with --out")
     ckpt = checkpoint.load(path) if cluster is None else cluster.on_root(lambda: checkpoint.load(path))
     try:
         config = resolve_stored(given, ckpt.config, mode)

@@ -40,11 +40,11 @@ def assert_same_run(a, b):
             assert ra[key] == rb[key], key
 
 
-@pytest.mark.parametrize("signum,epoch,batch", [
-    (signal.SIGINT, 0, 1),           # mid-epoch
-    (signal.SIGTERM, 1, 3),          # after the last batch, before the evaluation
-])
-def test_signal_saves_a_checkpoint_that_resumes_bitwise(mnist, straight, tmp_path, signum, epoch, batch):
+@pytest.mark.parametrize("signum,epoch,batch,resume_from", [
+    (signal.SIGINT, 0, 1, "interrupted.h5"),   # mid-epoch
+    (signal.SIGTERM, 1, 3, ""),                # after the last batch, before the evaluation; resumed by folder,
+])                                             # which holds the epoch-1 checkpoint.h5 too: interrupted.h5 wins
+def test_signal_saves_a_checkpoint_that_resumes_bitwise(mnist, straight, tmp_path, signum, epoch, batch, resume_from):
     out = tmp_path / "run"
     hook = (f"def hook(net, epoch, batch):\n    if (epoch, batch) == ({epoch}, {batch}):\n"
             f"        os.kill(os.getpid(), {int(signum)})")
@@ -59,10 +59,19 @@ def test_signal_saves_a_checkpoint_that_resumes_bitwise(mnist, straight, tmp_pat
     fresh = run_cli(["--data-dir", mnist, "--out", out, *ARGS], tmp_path)      # a new run would overwrite it
     assert fresh.returncode == 2 and f"--resume {saved}" in fresh.stderr
 
-    resumed = run_cli(["--resume", saved, "--quiet"], tmp_path)
+    assert (out / "checkpoint.h5").exists() == (epoch == 1)
+    resumed = run_cli(["--resume", out / resume_from, "--quiet"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert not saved.exists()                       # superseded by the epoch's checkpoint
+    assert json.loads((out / "metrics.json").read_text())["resumed_from"] == str(saved)
     assert_same_run(straight, out)
+
+
+def test_resume_from_a_folder_without_checkpoint_names_the_problem(tmp_path):
+    (tmp_path / "run").mkdir()
+    proc = run_cli(["--resume", tmp_path / "run"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "neither of interrupted.h5, checkpoint.h5" in proc.stderr and "--out" in proc.stderr
 
 
 def test_sigint_from_outside_while_training(mnist, tmp_path):

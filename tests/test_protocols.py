@@ -1,5 +1,6 @@
-"""experiments/hybrid_protocol.sh end to end at a tiny width on fake CIFAR-10 files: the four
-stages write their records, and a second run resumes nothing and changes nothing."""
+"""The experiment scripts: experiments/hybrid_protocol.sh end to end at a tiny width on fake
+CIFAR-10 files (the four stages write their records, and a second run resumes nothing and changes
+nothing), and which run experiments/thesis_protocol.sh resumes or starts (a stand-in ``python``)."""
 import json
 import shutil
 import subprocess
@@ -10,7 +11,8 @@ import pytest
 from test_data_formats import write_cifar
 from test_train import _env
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "hybrid_protocol.sh"
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+SCRIPT = EXPERIMENTS / "hybrid_protocol.sh"
 SETTINGS = {"MODELS": "vgg9", "ANN_EPOCHS": "1", "ANN_MILESTONES": "", "HYBRID_EPOCHS": "1",
             "HYBRID_MILESTONES": "", "HYBRID_T": "10", "CONVERT_STEPS": "10", "SWEEP_STEPS": "5,10",
             "LIMIT": "8", "TRAIN_EXTRA": "--width 0.125 --limit-train 32 --limit-test 8 --threads 1"}
@@ -45,3 +47,28 @@ def test_the_four_stages_write_their_records_and_a_rerun_changes_nothing(tmp_pat
     assert again.stdout.count("nothing to train") == 2 and again.stdout.count("done already") == 2
     assert sorted(p for p in out.rglob("*") if p.is_file()) == files
     assert all((p.stat().st_mtime_ns, p.read_bytes()) == before[p] for p in files)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize("files,command", [
+    ((), "--model lenet5 --dataset mnist"),               # nothing saved: a new run
+    (("interrupted.h5",), "--resume {run} "),             # stopped mid-epoch 1: resumed, not restarted
+    (("checkpoint.h5", "interrupted.h5"), "--resume {run} "),
+    (("checkpoint.h5",), "--resume {run} "),
+])
+def test_thesis_protocol_resumes_a_run_folder_from_whichever_checkpoint_it_holds(tmp_path, files, command):
+    run = tmp_path / "out" / "lenet5_mnist"
+    run.mkdir(parents=True)
+    for name in files:
+        (run / name).write_bytes(b"")
+    stand_in = tmp_path / "bin" / "python"                # records its arguments instead of training
+    stand_in.parent.mkdir()
+    stand_in.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "calls"}\n')
+    stand_in.chmod(0o755)
+    env = {**_env(), "PATH": f"{stand_in.parent}:{_env().get('PATH', '')}", "DATA": str(tmp_path),
+           "OUT": str(tmp_path / "out"), "ROWS": "mnist:lenet5"}
+    proc = subprocess.run(["bash", str(EXPERIMENTS / "thesis_protocol.sh")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert len(calls) == 1 and command.format(run=run) in calls[0], calls
