@@ -1,7 +1,9 @@
 """Weight updates (eq 3.26) and the learning-rate schedule.
 
 Optimisers update the live parameter arrays in place from a dict of gradients with the same
-keys, and expose ``state_dict()`` / ``load_state_dict()`` (host arrays) for checkpoints.
+keys, and expose ``state_dict()`` / ``load_state_dict()`` (host arrays) for checkpoints. Each
+step works in one scratch array per parameter, kept between steps: no temporaries the size of
+the weights (a ResNet9's 13 M), which would cost an allocation and its page faults each time.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import math
 
 import numpy as np
 
+from .loss import array_module
 from .ops import flush_subnormals
 
 
@@ -30,10 +33,19 @@ class Optimizer:
         self.weight_decay = _checked("weight_decay", weight_decay, lambda v: v >= 0, ">= 0")
         self.state: dict = {}
         self.steps = 0
+        self._scratch: dict = {}
 
     def _decayed(self, key, grad):
-        """dE/dW + weight_decay * W (L2 regularisation, as torch.optim applies it)."""
-        return grad + self.weight_decay * self.params[key] if self.weight_decay else grad
+        """dE/dW + weight_decay * W (L2 regularisation, as torch.optim applies it), written into
+        the parameter's scratch array, which the step may then overwrite."""
+        weight = self.params[key]
+        xp = array_module(weight)
+        scratch = self._scratch.get(key)
+        if scratch is None:
+            scratch = self._scratch[key] = xp.empty_like(weight)
+        xp.multiply(weight, self.weight_decay, out=scratch)
+        scratch += grad
+        return scratch
 
     def state_dict(self, to_host=np.asarray):
         return {"lr": self.lr, "steps": self.steps,
@@ -56,16 +68,18 @@ class SGD(Optimizer):
 
     def step(self, grads: dict):
         for key, weight in self.params.items():
-            grad = self._decayed(key, grads[key])
+            update = self._decayed(key, grads[key])
             if self.momentum:
                 buffers = self.state.setdefault("momentum", {})
                 if key in buffers:
                     buffers[key] *= self.momentum
-                    buffers[key] += grad
+                    buffers[key] += update
                 else:
-                    buffers[key] = grad.copy()
-                grad = buffers[key]
-            weight -= self.lr * grad                                             # eq 3.26
+                    buffers[key] = update.copy()
+                array_module(weight).multiply(buffers[key], self.lr, out=update)
+            else:
+                update *= self.lr
+            weight -= update                                                     # eq 3.26
             flush_subnormals(weight)
         self.steps += 1
 
@@ -86,18 +100,28 @@ class Adam(Optimizer):
         self.steps += 1
         first = self.state.setdefault("m", {})
         second = self.state.setdefault("v", {})
+        # lr m_hat / (sqrt(v_hat) + eps) with m_hat = m / c1, v_hat = v / c2 is
+        # lr sqrt(c2) / c1 * m / (sqrt(v) + eps sqrt(c2)): the bias corrections become two scalars
+        c1, c2 = 1 - b1 ** self.steps, 1 - b2 ** self.steps
+        step_size, eps = self.lr * math.sqrt(c2) / c1, self.eps * math.sqrt(c2)
         for key, weight in self.params.items():
-            grad = self._decayed(key, grads[key])
+            xp = array_module(weight)
+            g = self._decayed(key, grads[key])
             if key not in first:
-                first[key] = grad * 0
-                second[key] = grad * 0
-            first[key] *= b1
-            first[key] += (1 - b1) * grad
-            second[key] *= b2
-            second[key] += (1 - b2) * grad * grad
-            m_hat = first[key] / (1 - b1 ** self.steps)
-            v_hat = second[key] / (1 - b2 ** self.steps)
-            weight -= self.lr * m_hat / (v_hat ** 0.5 + self.eps)
+                first[key], second[key] = xp.zeros_like(weight), xp.zeros_like(weight)
+            m, v = first[key], second[key]
+            m -= g                                     # m <- b1 m + (1 - b1) g
+            m *= b1
+            m += g
+            xp.multiply(g, g, out=g)                   # v <- b2 v + (1 - b2) g^2
+            v -= g
+            v *= b2
+            v += g
+            update = xp.sqrt(v, out=g)
+            update += eps
+            xp.divide(m, update, out=update)
+            update *= step_size
+            weight -= update
             flush_subnormals(weight)
 
 
