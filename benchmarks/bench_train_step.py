@@ -84,12 +84,13 @@ def main():
 
     import minisnn
     from minisnn import SGD, Backend, PoissonEncoder, events, mse_loss
-    from minisnn.backend import DeviceError
+    from minisnn.backend import DeviceError, keep_freed_memory
     from minisnn.data import DATASETS
     from minisnn.models import build, default_dataset
 
     try:
         backend = Backend(args.device, "float32")
+        keep_freed_memory()                       # as python -m minisnn.train does
     except DeviceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

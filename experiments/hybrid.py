@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from minisnn import ann, hybrid, models  # noqa: E402
-from minisnn.backend import Backend  # noqa: E402
+from minisnn.backend import Backend, keep_freed_memory  # noqa: E402
 from minisnn.checkpoint import load, run_state  # noqa: E402
 from minisnn.data.pipeline import load_run_data  # noqa: E402
 from minisnn.data.preprocess import to_float  # noqa: E402
@@ -56,6 +56,7 @@ def main(argv=None):
     if source.config.get("network") != "ann":
         raise SystemExit(f"{args.checkpoint} is not an ANN checkpoint (network {source.config.get('network')!r})")
     backend = Backend("cpu", "float32")
+    keep_freed_memory()
     base = {**source.config, "network": "snn", "limit_train": None, "limit_test": None, "val_split": 0.0,
             "seed": args.seed, "convert_images": args.convert_images}
     if args.data_dir:

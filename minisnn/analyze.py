@@ -37,7 +37,7 @@ import threading
 from pathlib import Path
 
 from . import checkpoint, models
-from .backend import Backend, DeviceError, parse_device
+from .backend import Backend, DeviceError, keep_freed_memory, parse_device
 from .checkpoint import CheckpointError
 from .config import thesis_preset
 from .data import DATASETS, BatchIterator, DatasetError, Standardize, canonical_name, load, pipeline
@@ -311,6 +311,7 @@ def main(argv=None):
 def run(args):
     try:
         backend = Backend(args.device)
+        keep_freed_memory()
         net, info = load_network(args.checkpoint, backend, seed=args.seed or 0)
         seed = args.seed if args.seed is not None else int(info["config"].get("seed", 0))
         batch_size = args.batch_size or int(info["config"].get("eval_batch_size", 64))

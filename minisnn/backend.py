@@ -149,6 +149,23 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def keep_freed_memory() -> bool:
+    """Have the C library keep the memory NumPy frees for its next arrays instead of returning
+    it to the kernel (glibc's malloc: no separate mapping for large blocks, no trimming). A
+    training step frees and allocates the same large arrays again and again (a time chunk's
+    currents, im2col patches); memory handed back must be zeroed by the kernel when touched
+    again, which cost a spiking VGG9's training step about a tenth of its CPU time (page faults).
+    The process keeps its peak memory in return. For the commands, not the library: it changes
+    the whole process. Returns False where the C library is not glibc (nothing changed)."""
+    import ctypes
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4                     # glibc's <malloc.h>
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
+
+
 _blas_lock = threading.Lock()
 _blas_users = 0        # callers inside blas_threads, in all threads
 _blas_limiter = None   # the threadpoolctl limiter set by the first of them

@@ -32,7 +32,7 @@ import traceback
 from pathlib import Path
 
 from . import checkpoint, events, models
-from .backend import Backend, DeviceError
+from .backend import Backend, DeviceError, keep_freed_memory
 from .checkpoint import CheckpointError
 from .config import EVAL_MAY_CHANGE, KNOBS, ConfigError, add_flags, resolve, resolve_stored
 from .data import DatasetError, pipeline
@@ -195,6 +195,7 @@ def _main(given, callbacks, cluster):
     best, standardize, partial, init_from = (checkpoint.run_state(ckpt) if ckpt is not None
                                              else ({"epoch": None, "val_accuracy": None}, None, None, None))
     backend = Backend(cluster.device(config["device"]), config["dtype"])                   # the device
+    keep_freed_memory()                                                                    # no page faults per step
     options = models.run_options(config, workers=config["threads"] or cluster.threads())  # how it runs
     if ckpt is not None:                                                                   # the network
         net = from_checkpoint(ckpt, backend, config, options=options).net                  # ... with its weights

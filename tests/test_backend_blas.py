@@ -1,4 +1,7 @@
 """blas_threads: BLAS limited inside, restored after, and safe from several threads."""
+import platform
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -80,3 +83,27 @@ def test_many_threads_with_matmuls(before):
         t.join(60)
     assert not errors
     assert blas_counts() == before
+
+
+KEEP_FREED = """
+import resource, sys
+import numpy as np
+from minisnn.backend import keep_freed_memory
+kept = sys.argv[1] == "1" and keep_freed_memory()
+for _ in range(2):                               # the first round may take the memory from the kernel
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(10):
+        np.ones(64 << 20, np.uint8)          # 64 MB (above the 32 MB glibc may learn to keep), freed at once
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(kept, faults)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                    reason="keeps freed memory through glibc's malloc")
+def test_freed_memory_is_reused_without_page_faults():
+    """Without it every 64 MB array is a fresh mapping the kernel zeroes page by page when touched."""
+    runs = {flag: subprocess.run([sys.executable, "-c", KEEP_FREED, flag], capture_output=True, text=True,
+                                 check=True).stdout.split() for flag in ("0", "1")}
+    assert runs["1"][0] == "True" and int(runs["1"][1]) < 10, runs
+    assert int(runs["0"][1]) > 100, runs        # the test can tell (320 faults with 2 MB pages, 160,000 with 4 kB)
