@@ -9,7 +9,13 @@ reset (hard, subtract) and input (poisson, direct), the accuracy of the spiking 
 from it (:func:`minisnn.hybrid.convert`, the network ``--init-from`` starts a hybrid run with,
 before any spike training) at each T. The test images are the first ``--limit`` of the test set;
 the activation statistics come from ``--convert-images`` training images chosen as a run with
-``--seed`` would choose them, preprocessed as the ANN's run did.
+``--seed`` would choose them, preprocessed as the ANN's run did. With ``--val-split F`` (and
+``--limit-train N``, as for ``python -m minisnn.train``) the images are instead the validation
+split a hybrid run with those flags holds out, and the statistics come from its training part:
+the start of that run, measured where its recipe is chosen.
+
+    python experiments/hybrid.py runs/vgg9_ann/checkpoint.h5 --limit-train 6000 --val-split 0.25 \
+        --limit 0 --timesteps 10,20 --out start-on-validation.json
 """
 from __future__ import annotations
 
@@ -38,6 +44,9 @@ def parse_args(argv=None):
     p.add_argument("checkpoint", help="checkpoint of an ANN run (--network ann)")
     p.add_argument("--data-dir", help="dataset folder or data root (default: the run's)")
     p.add_argument("--limit", type=int, default=1000, help="first N test images (default 1000; 0: all)")
+    p.add_argument("--val-split", type=float, default=0.0,
+                   help="measure on the validation split of a run with this --val-split instead of the test set")
+    p.add_argument("--limit-train", type=int, default=None, help="that run's --limit-train")
     p.add_argument("--timesteps", type=_csv(int), default=[20, 50, 100], help="T values (default 20,50,100)")
     p.add_argument("--resets", type=_csv(str), default=["hard", "subtract"], help="default hard,subtract")
     p.add_argument("--inputs", type=_csv(str), default=["poisson", "direct"], help="default poisson,direct")
@@ -57,17 +66,18 @@ def main(argv=None):
         raise SystemExit(f"{args.checkpoint} is not an ANN checkpoint (network {source.config.get('network')!r})")
     backend = Backend("cpu", "float32")
     keep_freed_memory()
-    base = {**source.config, "network": "snn", "limit_train": None, "limit_test": None, "val_split": 0.0,
-            "seed": args.seed, "convert_images": args.convert_images}
+    base = {**source.config, "network": "snn", "limit_train": args.limit_train, "limit_test": None,
+            "val_split": args.val_split, "seed": args.seed, "convert_images": args.convert_images}
     if args.data_dir:
         base["data_dir"] = str(Path(args.data_dir).resolve())
     same = run_state(source)[1]
     data = load_run_data(base, backend, standardize=same, progress=False)
     calibration = hybrid.calibration_images(data.train, args.convert_images, args.seed)
+    split, measured = ("val", data.val) if args.val_split else ("test", data.test)
     count = args.limit or None
-    test_x = to_float(data.test.images[:count])
-    test_x = test_x if data.test.transform is None else data.test.transform(test_x)
-    test_y = data.test.labels[:count]
+    images = to_float(measured.images[:count])
+    images = images if measured.transform is None else measured.transform(images)
+    labels = measured.labels[:count]
 
     options = models.run_options(source.config, workers=args.threads)      # the ANN's and every SNN's
     ann_net = models.from_config(source.config, backend, options)
@@ -75,11 +85,11 @@ def main(argv=None):
     stored = [r["test_accuracy"] for r in source.history if r.get("test_accuracy") is not None]
     result = {"checkpoint": str(args.checkpoint), "model": source.config["model"], "width": source.config["width"],
               "dataset": source.config["dataset"], "epoch": source.epoch,
-              "ann_test_accuracy_stored": stored[-1] if stored else None,
-              "ann_test_accuracy": ann.evaluate(ann_net, test_x, test_y), "test_images": len(test_y),
+              "ann_test_accuracy_stored": stored[-1] if stored else None, "split": split,
+              f"ann_{split}_accuracy": ann.evaluate(ann_net, images, labels), f"{split}_images": len(labels),
               "percentile": args.percentile, "convert_images": len(calibration), "seed": args.seed, "converted": []}
-    print(f"ANN {result['model']} on {result['dataset']}: {100 * result['ann_test_accuracy']:.2f} % on the first "
-          f"{len(test_y)} test images (its run: {stored[-1] if stored else 'n/a'})", flush=True)
+    print(f"ANN {result['model']} on {result['dataset']}: {100 * result[f'ann_{split}_accuracy']:.2f} % on the first "
+          f"{len(labels)} {split} images (its run, test: {stored[-1] if stored else 'n/a'})", flush=True)
     scales = ann.activation_scales(ann_net, calibration, args.percentile)
     for reset, entry in itertools.product(args.resets, args.inputs):
         config = {**base, "reset": reset, "input": entry}
@@ -88,7 +98,7 @@ def main(argv=None):
             snn = models.from_config(config, backend, options)
             hybrid.load_converted(ann_net, snn, scales, T)
             start = time.perf_counter()
-            row["accuracy"][str(T)] = ann.evaluate_snn(snn, test_x, test_y, T, args.batch_size, args.seed)
+            row["accuracy"][str(T)] = ann.evaluate_snn(snn, images, labels, T, args.batch_size, args.seed)
             print(f"reset {reset:8s} input {entry:7s} T {T:4d}: {100 * row['accuracy'][str(T)]:6.2f} %  "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
         result["converted"].append(row)

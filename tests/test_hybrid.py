@@ -239,3 +239,13 @@ def test_experiment_script_on_a_tiny_mnist_ann(shared_data, tmp_path):
     assert all(set(acc) == {"20", "50"} for acc in rows.values())
     for entry in ("poisson", "direct"):
         assert rows["subtract", entry]["50"] >= result["ann_test_accuracy"] - 0.04, result
+
+    # the start of a hybrid run measured on the validation split that run would hold out
+    args = [*args[:2], "--data-dir", shared_data / "mnist", "--limit-train", 1000, "--val-split", 0.2, "--limit", 0,
+            "--timesteps", 50, "--resets", "subtract", "--inputs", "direct", "--convert-images", 300, "--out", out]
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["split"] == "val" and result["val_images"] == 200 and "test_images" not in result
+    assert result["ann_val_accuracy"] > 0.8 and result["converted"][0]["accuracy"]["50"] > 0.7, result
