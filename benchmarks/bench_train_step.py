@@ -90,10 +90,10 @@ def main():
 
     try:
         backend = Backend(args.device, "float32")
-        keep_freed_memory()                       # as python -m minisnn.train does
     except DeviceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    keep_freed_memory()                           # as python -m minisnn.train does
     if args.checkpoint:
         model, batch = checkpoint_workload(args, backend, np)
         net, args.model = model.net, model.config["model"]

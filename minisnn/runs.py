@@ -170,7 +170,7 @@ class RunFolder:
         return next((self.path / name for name in RESUMABLE if (self.path / name).exists()), None)
 
     def holds_run(self):
-        return any((self.path / name).exists() for name in ("metrics.json", "checkpoint.h5", "interrupted.h5"))
+        return (self.path / "metrics.json").exists() or self.resumable() is not None
 
     def open(self, *, fresh=False, overwrite=False):
         """Create and lock the folder and remove temporary files that killed runs left. ``fresh``

@@ -1,4 +1,5 @@
-"""blas_threads: BLAS limited inside, restored after, and safe from several threads."""
+"""blas_threads: BLAS limited inside, restored after, and safe from several threads; and
+keep_freed_memory: large arrays freed and allocated again cost no page faults."""
 import platform
 import subprocess
 import sys
