@@ -3,9 +3,12 @@
 Such a command loads this package, and NumPy with it, before its own code runs: a Ctrl-C then
 would end it with an import traceback. The package imports this module first; while ``python -m``
 is locating a ``minisnn.`` module (``sys.argv[0]`` is "-m" until it is found), it installs a
-SIGINT handler that ends the start with one line and status 130. The command's main() replaces
-it with its own handling.
+SIGINT handler that ends the start with one line and status 130. The handler exits at once
+(``os._exit``): an exception raised inside an extension module's import would reach the user as
+an ImportError traceback, and nothing has been written yet that needs cleaning up. The command's
+main() replaces it with its own handling.
 """
+import os
 import signal
 import sys
 
@@ -27,7 +30,7 @@ COMMAND = _command()
 
 def _interrupted(signum, frame):
     print(f"{COMMAND}: interrupted while starting", file=sys.stderr, flush=True)
-    raise SystemExit(128 + signum)
+    os._exit(128 + signum)
 
 
 if COMMAND:
