@@ -95,7 +95,9 @@ KNOBS = {k.name: k for k in [
     K("val_split", 0.0, "fraction of the training set held out for validation (0 = none); best.h5 "
       "keeps the best-validation weights", float, rule=_FRACTION),
     # -- optimisation -----------------------------------------------------------------------
-    K("epochs", PRESET, "number of epochs", int, rule=_NONNEG, experiment=False, group="optimisation"),
+    K("epochs", PRESET, "number of epochs (0: test the network as it starts - with --init-from an ANN, the "
+      "converted network - and save it as checkpoint.h5 to analyse or --resume)", int, rule=_NONNEG,
+      experiment=False, group="optimisation"),
     K("batch_size", PRESET, "mini-batch size", int, rule=_AT_LEAST_1, group="optimisation"),
     K("optimizer", PRESET, "sgd (static data) or adam (N-MNIST), as the thesis", choices=("sgd", "adam"),
       group="optimisation"),

@@ -126,6 +126,24 @@ def end_epoch(net, data, config, metrics, saver, clock, epoch, lr, meter, t0, qu
                               f"{duration(clock.left(0, epoch + 1))}"]), flush=True)
 
 
+def evaluate_start(net, opt, sched, data, config, run, metrics, quiet=False, cluster=None):
+    """A run of 0 epochs: the network as it starts (``--init-from``: a warm start, or an ANN
+    converted into spikes) evaluated on the validation and test sets, recorded as
+    ``metrics["start"]`` and saved as ``checkpoint.h5`` after epoch 0, which ``--resume`` trains
+    further and ``minisnn.analyze`` reads."""
+    start = {"spike_rates": {}}
+    for split, iterator in (("val", data.val), ("test", data.test)):
+        if iterator is not None:
+            r = evaluate(net, iterator, config, split, 0, data.frames, quiet, cluster)
+            start.update({f"{split}_loss": r["loss"], f"{split}_accuracy": r["accuracy"]})
+            start["spike_rates"][split] = r["spike_rates"]
+    metrics["start"] = start
+    saver = Saver(net, opt, sched, config, run, metrics, data.standardize, cluster)
+    saver.on_root(lambda: saver.save_epoch(0, improved=False))
+    print(" | ".join(["the start (0 epochs)"] + [f"{s} loss {start[s + '_loss']:.4f} acc {100 * start[s + '_accuracy']:.2f}%"
+                                                  for s in ("val", "test") if s + "_loss" in start]), flush=True)
+
+
 # -------------------------------------------------------------------------------------------
 # Evaluation and the guards
 # -------------------------------------------------------------------------------------------
@@ -260,5 +278,5 @@ class Saver:
         self.run.write(self.metrics)
 
 
-__all__ = ["Clock", "Saver", "TIMING_BATCHES", "check_alive", "check_finite_state", "end_epoch", "evaluate", "fit",
-           "train_step"]
+__all__ = ["Clock", "Saver", "TIMING_BATCHES", "check_alive", "check_finite_state", "end_epoch", "evaluate",
+           "evaluate_start", "fit", "train_step"]

@@ -37,7 +37,7 @@ from .checkpoint import CheckpointError
 from .config import EVAL_MAY_CHANGE, KNOBS, ConfigError, add_flags, resolve, resolve_stored
 from .data import DatasetError, pipeline
 from .distributed import Agreed, DistributedError, Solo, connect, launcher_rank
-from .epochs import evaluate, fit
+from .epochs import evaluate, evaluate_start, fit
 from .gradients import UnsupportedGradient
 from .hybrid import initialize_from_ann
 from .optim import SGD, Adam, MultiStepLR
@@ -282,8 +282,11 @@ def _main(given, callbacks, cluster):
     SIGNALS.deferring = True
     try:
         cluster.root_writes(lambda: run.write(metrics), lambda exc: write_failure(exc, out))   # the config, first
-        fit(net, opt, sched, data, config, run, metrics, start_epoch, partial and Meter(**partial), callbacks, quiet,
-            cluster)
+        if config["epochs"] == 0:                                   # a new run of 0 epochs: its start
+            evaluate_start(net, opt, sched, data, config, run, metrics, quiet, cluster)
+        else:
+            fit(net, opt, sched, data, config, run, metrics, start_epoch, partial and Meter(**partial), callbacks,
+                quiet, cluster)
         metrics["status"] = "completed"
     except Interrupted as exc:
         saved = getattr(exc, "saved", None)
@@ -299,7 +302,7 @@ def _main(given, callbacks, cluster):
         _fail(f"{reason}; " + (f"the last good checkpoint {kept} is kept" if kept.exists() else "no checkpoint had been written yet"))
     finally:
         SIGNALS.deferring = cluster.collective
-    last = next((r for r in reversed(history) if r.get("test_accuracy") is not None), {})
+    last = next((r for r in reversed(history) if r.get("test_accuracy") is not None), metrics.get("start", {}))
     metrics["test_accuracy"] = last.get("test_accuracy")
     if run is not None:
         try:

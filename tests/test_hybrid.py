@@ -183,13 +183,25 @@ def test_hybrid_run_records_its_ann_and_resumes_exactly(ann_run, fake_mnist, tmp
     assert last_json(resumed.stdout)["test_accuracy"] == last_json(straight.stdout)["test_accuracy"]
 
 
-def test_hybrid_start_tests_near_the_ann(ann_run, fake_mnist, tmp_path):
-    """At a negligible lr the hybrid run's first epoch tests the converted network: near the ANN."""
+def test_a_run_of_0_epochs_tests_and_saves_the_converted_start(ann_run, fake_mnist, tmp_path):
+    """--epochs 0 evaluates the converted network (near the ANN) and saves it as epoch 0; resumed
+    for one epoch it ends where one epoch from the ANN ends."""
     source, ann_acc = ann_run
-    proc = run_cli(["--init-from", source, "--data-dir", fake_mnist, *HYBRID, "--timesteps", 30, "--lr", 1e-12,
-                    "--epochs", 1, "--out", tmp_path / "run"], tmp_path)
+    common = ["--init-from", source, "--data-dir", fake_mnist, *HYBRID, "--timesteps", 30]
+    proc = run_cli([*common, "--epochs", 0, "--out", tmp_path / "start"], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert last_json(proc.stdout)["test_accuracy"] >= ann_acc - 0.1, (ann_acc, proc.stdout)
+    start = json.loads((tmp_path / "start" / "metrics.json").read_text())
+    assert start["epochs"] == [] and start["test_accuracy"] == start["start"]["test_accuracy"]
+    assert last_json(proc.stdout)["test_accuracy"] == start["test_accuracy"] >= ann_acc - 0.1, (ann_acc, proc.stdout)
+    with h5py.File(tmp_path / "start" / "checkpoint.h5", "r") as h5:
+        assert h5.attrs["epoch"] == 0
+    resumed = run_cli(["--resume", tmp_path / "start", "--epochs", 1, "--quiet"], tmp_path)
+    straight = run_cli([*common, "--epochs", 1, "--out", tmp_path / "straight"], tmp_path)
+    assert resumed.returncode == 0 and straight.returncode == 0, resumed.stderr + straight.stderr
+    with h5py.File(tmp_path / "straight" / "checkpoint.h5", "r") as a, \
+            h5py.File(tmp_path / "start" / "checkpoint.h5", "r") as b:
+        for name in a["weights"]:
+            np.testing.assert_array_equal(a["weights"][name][()], b["weights"][name][()], err_msg=name)
 
 
 @pytest.mark.parametrize("args,expect", [

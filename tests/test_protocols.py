@@ -31,11 +31,12 @@ def test_the_four_stages_write_their_records_and_a_rerun_changes_nothing(tmp_pat
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = tmp_path / "out"
     conversion = json.loads((out / "vgg9_conversion.json").read_text())
-    assert conversion["test_images"] == 8
+    assert conversion["test_images"] == 8 and conversion["percentile"] == 90      # the script's default
     assert {(c["reset"], c["input"]) for c in conversion["converted"]} == \
         {("hard", "poisson"), ("hard", "direct"), ("subtract", "poisson"), ("subtract", "direct")}
     hybrid = json.loads((out / "vgg9_hybrid_T10" / "metrics.json").read_text())
     assert hybrid["init_from"]["network"] == "ann" and hybrid["status"] == "completed"
+    assert hybrid["init_from"]["conversion"]["percentile"] == 90
     assert (hybrid["config"]["reset"], hybrid["config"]["input"], hybrid["config"]["timesteps"]) == ("subtract", "direct", 10)
     analysis = json.loads((out / "vgg9_hybrid_T10" / "analysis" / "analysis.json").read_text())
     assert [s["T"] for s in analysis["sweep"]] == [5, 10] and analysis["input"] == "analog"
