@@ -17,7 +17,9 @@
 #   HYBRID_EPOCHS     4                    direct input), Adam lr 1e-4, x0.2 at HYBRID_MILESTONES
 #   HYBRID_MILESTONES 2,3
 #   CONVERT_STEPS     20,50,100            T of the conversion table (stage 2)
-#   CONVERT_PERCENTILE 90                  activation percentile of the conversion (stages 2 and 3)
+#   CONVERT_PERCENTILE 90                  activation percentile of the conversion table (stage 2)
+#   HYBRID_PERCENTILE 99.9                 ... and of the hybrid's start (stage 3; from the 90th
+#                                          spike training ends no higher, docs/results.md)
 #   SWEEP_STEPS       10,20,30,50,100      T of the hybrid's sweep (stage 4)
 #   LIMIT             0                    test images of stages 2 and 4 (0: all 10,000)
 #   TRAIN_EXTRA       ""                   more flags for both trainings (--threads 1, --device gpu, ...)
@@ -32,6 +34,7 @@ HYBRID_EPOCHS=${HYBRID_EPOCHS:-4}
 HYBRID_MILESTONES=${HYBRID_MILESTONES-2,3}
 CONVERT_STEPS=${CONVERT_STEPS:-20,50,100}
 CONVERT_PERCENTILE=${CONVERT_PERCENTILE:-90}
+HYBRID_PERCENTILE=${HYBRID_PERCENTILE:-99.9}
 SWEEP_STEPS=${SWEEP_STEPS:-10,20,30,50,100}
 LIMIT=${LIMIT:-0}
 TRAIN_EXTRA=${TRAIN_EXTRA:-}
@@ -69,7 +72,7 @@ for model in $MODELS; do
 
   echo "== $model (3/4): hybrid, T=$HYBRID_T -> $hybrid"
   train "$hybrid" --model "$model" -T "$HYBRID_T" --init-from "$ann/checkpoint.h5" \
-    --convert-percentile "$CONVERT_PERCENTILE" --reset subtract --input direct --optimizer adam --lr 0.0001 \
+    --convert-percentile "$HYBRID_PERCENTILE" --reset subtract --input direct --optimizer adam --lr 0.0001 \
     --epochs "$HYBRID_EPOCHS" --milestones "$HYBRID_MILESTONES"
 
   echo "== $model (4/4): accuracy, SOPs and energy against T -> $hybrid/analysis"

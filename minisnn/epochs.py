@@ -137,6 +137,7 @@ def evaluate_start(net, opt, sched, data, config, run, metrics, quiet=False, clu
             r = evaluate(net, iterator, config, split, 0, data.frames, quiet, cluster)
             start.update({f"{split}_loss": r["loss"], f"{split}_accuracy": r["accuracy"]})
             start["spike_rates"][split] = r["spike_rates"]
+            metrics["wall_seconds"] += r["seconds"]
     metrics["start"] = start
     saver = Saver(net, opt, sched, config, run, metrics, data.standardize, cluster)
     saver.on_root(lambda: saver.save_epoch(0, improved=False))

@@ -192,6 +192,7 @@ def test_a_run_of_0_epochs_tests_and_saves_the_converted_start(ann_run, fake_mni
     assert proc.returncode == 0, proc.stderr
     start = json.loads((tmp_path / "start" / "metrics.json").read_text())
     assert start["epochs"] == [] and start["test_accuracy"] == start["start"]["test_accuracy"]
+    assert start["wall_seconds"] > 0
     assert last_json(proc.stdout)["test_accuracy"] == start["test_accuracy"] >= ann_acc - 0.1, (ann_acc, proc.stdout)
     with h5py.File(tmp_path / "start" / "checkpoint.h5", "r") as h5:
         assert h5.attrs["epoch"] == 0
