@@ -141,8 +141,9 @@ def evaluate_start(net, opt, sched, data, config, run, metrics, quiet=False, clu
     metrics["start"] = start
     saver = Saver(net, opt, sched, config, run, metrics, data.standardize, cluster)
     saver.on_root(lambda: saver.save_epoch(0, improved=False))
-    print(" | ".join(["the start (0 epochs)"] + [f"{s} loss {start[s + '_loss']:.4f} acc {100 * start[s + '_accuracy']:.2f}%"
-                                                  for s in ("val", "test") if s + "_loss" in start]), flush=True)
+    parts = [f"{s} loss {start[s + '_loss']:.4f} acc {100 * start[s + '_accuracy']:.2f}%"
+             for s in ("val", "test") if s + "_loss" in start]
+    print(" | ".join(["the start (0 epochs)", *parts]), flush=True)
 
 
 # -------------------------------------------------------------------------------------------
