@@ -291,9 +291,10 @@ def _main(given, callbacks, cluster):
     except Interrupted as exc:
         saved = getattr(exc, "saved", None)
         metrics.update(status="interrupted", resume_command=f"python -m minisnn.train --resume {saved}" if saved else None)
+        kept = out / "checkpoint.h5"
+        aborted = f"aborted; the last completed epoch is in {kept}" if kept.exists() else "aborted; nothing was saved"
         print(f"minisnn.train: {exc} received; " + (f"the run is saved in {saved}; resume it with:\n  "
-              f"{metrics['resume_command']}" if saved else f"aborted; the last completed epoch is in {out / 'checkpoint.h5'}"),
-              file=sys.stderr, flush=True)
+              f"{metrics['resume_command']}" if saved else aborted), file=sys.stderr, flush=True)
         status = 128 + exc.signum
     except (Stop, Agreed, OSError) as exc:
         status, reason = write_failure(exc, out) if isinstance(exc, (Stop, OSError)) else (exc.status, str(exc))

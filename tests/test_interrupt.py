@@ -155,6 +155,19 @@ def test_sigint_during_evaluation_is_one_line_and_leaves_no_folder(straight, mni
     assert not out.exists()
 
 
+def test_sigint_while_a_run_of_0_epochs_tests_its_start_saves_nothing_and_says_so(mnist, tmp_path):
+    out = tmp_path / "start"
+    args = ["--model", "lenet5", "--dataset", "mnist", "--data-dir", mnist, "--width", 0.25, "--epochs", 0,
+            "--limit-test", 16, "--eval-batch-size", 4, "--threads", 1]
+    proc = subprocess.run([sys.executable, "-c", INTERRUPT_SECOND_FORWARD.format(module="train"), *map(str, args),
+                           "--out", str(out), "--quiet"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip() == "minisnn.train: SIGINT received; aborted; nothing was saved", proc.stderr
+    assert not (out / "checkpoint.h5").exists()
+    assert json.loads((out / "metrics.json").read_text())["status"] == "interrupted"
+
+
 def test_a_runner_closed_from_its_own_worker_does_not_wait_for_itself():
     """The last reference to a network can go away in one of its worker threads."""
     from minisnn.runner import Runner
