@@ -103,10 +103,8 @@ def end_epoch(net, data, config, metrics, saver, clock, epoch, lr, meter, t0, qu
     for split, iterator in (("val", data.val), ("test", data.test)):                   # evaluate
         if iterator is None or (split == "test" and (epoch + 1) % config["test_every"] and epoch + 1 < epochs):
             continue
-        r = evaluate(net, iterator, config, split, epoch, data.frames, quiet, cluster)
-        if not math.isfinite(r["loss"]):
-            raise Stop(f"the {split} loss became {r['loss']} after epoch {epoch + 1} (lr {saver.opt.lr:g}): the "
-                       "outputs overflow; training stopped, lower --lr", EXIT_NONFINITE)
+        r = evaluate_finite(net, iterator, config, split, epoch, data.frames, quiet, cluster,
+                            f"after epoch {epoch + 1} (lr {saver.opt.lr:g})")
         row.update({f"{split}_loss": r["loss"], f"{split}_accuracy": r["accuracy"]})
         row["spike_rates"][split] = r["spike_rates"]
     clock.eval = time.perf_counter() - te
@@ -134,7 +132,7 @@ def evaluate_start(net, opt, sched, data, config, run, metrics, quiet=False, clu
     start = {"spike_rates": {}}
     for split, iterator in (("val", data.val), ("test", data.test)):
         if iterator is not None:
-            r = evaluate(net, iterator, config, split, 0, data.frames, quiet, cluster)
+            r = evaluate_finite(net, iterator, config, split, 0, data.frames, quiet, cluster, "at the start")
             start.update({f"{split}_loss": r["loss"], f"{split}_accuracy": r["accuracy"]})
             start["spike_rates"][split] = r["spike_rates"]
             metrics["wall_seconds"] += r["seconds"]
@@ -149,6 +147,15 @@ def evaluate_start(net, opt, sched, data, config, run, metrics, quiet=False, clu
 # -------------------------------------------------------------------------------------------
 # Evaluation and the guards
 # -------------------------------------------------------------------------------------------
+
+def evaluate_finite(net, iterator, config, split, epoch, frames, quiet, cluster, when):
+    """:func:`evaluate`, stopping the run (Stop) when the loss is NaN/inf: ``when`` says at which point."""
+    r = evaluate(net, iterator, config, split, epoch, frames, quiet, cluster)
+    if not math.isfinite(r["loss"]):
+        raise Stop(f"the {split} loss became {r['loss']} {when}: the outputs overflow; training stopped, lower --lr",
+                   EXIT_NONFINITE)
+    return r
+
 
 def evaluate(net, iterator, config, split, epoch, frames, quiet=False, cluster=None):
     """Loss per sample, accuracy and spike rates on a split (no dropout, no weight change); over
@@ -281,4 +288,4 @@ class Saver:
 
 
 __all__ = ["Clock", "Saver", "TIMING_BATCHES", "check_alive", "check_finite_state", "end_epoch", "evaluate",
-           "evaluate_start", "fit", "train_step"]
+           "evaluate_finite", "evaluate_start", "fit", "train_step"]
