@@ -27,7 +27,8 @@ A checkpoint taken in the middle of an epoch (on an interrupt) stores in ``extra
 the next batch to run and the epoch's running sums; ``epoch`` still counts completed epochs.
 A run started from another checkpoint's weights (``--init-from``) keeps that checkpoint's path,
 sha256 and epoch in ``extra["init_from"]`` (for an ANN converted into a spiking run, also the
-conversion's settings and scales, :mod:`minisnn.hybrid`).
+conversion's settings and scales, :mod:`minisnn.hybrid`); a run of 0 epochs keeps its evaluation of
+the start in ``extra["start"]``, which a later ``--resume`` carries into its metrics.
 
 Atomic write (:func:`save`): HDF5 builds the file in memory; its bytes are then written under a
 unique temporary name in the destination folder, fsync'ed, renamed over the destination with
@@ -185,10 +186,11 @@ def _is_number(value, low=0):
 
 
 def run_state(ckpt: Checkpoint):
-    """(best, standardize, partial, init_from): what a training run keeps in ``extra``, checked.
+    """(best, standardize, partial, init_from, start): what a training run keeps in ``extra``, checked.
     ``best``: the best validation epoch; ``standardize``: the colour sets' channel statistics;
     ``partial``: the running sums of an interrupted epoch (None at an epoch's end); ``init_from``:
-    the checkpoint whose weights the run started from (None: from a random initialisation)."""
+    the checkpoint whose weights the run started from (None: from a random initialisation);
+    ``start``: the network's evaluation before its first epoch (None: not measured)."""
     extra = ckpt.extra
     best = extra.get("best", {"epoch": None, "val_accuracy": None})
     if not (isinstance(best, dict) and (best.get("epoch") is None or (isinstance(best["epoch"], int)
@@ -214,7 +216,12 @@ def run_state(ckpt: Checkpoint):
     if init_from is not None and not (isinstance(init_from, dict) and isinstance(init_from.get("checkpoint"), str)
                                       and isinstance(init_from.get("epoch"), int)):
         raise CheckpointError(f"{ckpt.path}: the stored initial checkpoint {init_from!r} is malformed")
-    return best, stats, partial, init_from
+    start = extra.get("start")
+    if start is not None and not (isinstance(start, dict) and all(
+            _is_number(start.get(f"{split}_{what}")) for split in ("val", "test") for what in ("loss", "accuracy")
+            if f"{split}_loss" in start)):
+        raise CheckpointError(f"{ckpt.path}: the stored evaluation of the start {start!r} is malformed")
+    return best, stats, partial, init_from, start
 
 
 def peek_epoch(path):

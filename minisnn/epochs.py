@@ -269,8 +269,9 @@ class Saver:
 
     def save(self, name, epoch, **extra):
         """Checkpoint ``name`` of the state after ``epoch`` epochs; Stop when it holds NaN/inf."""
-        if self.metrics.get("init_from") is not None:
-            extra["init_from"] = self.metrics["init_from"]
+        for kept in ("init_from", "start"):
+            if self.metrics.get(kept) is not None:
+                extra[kept] = self.metrics[kept]
         ckpt = checkpoint.capture(self.net, self.opt, self.sched, self.config, epoch, self.metrics["epochs"],
                                   {"best": self.metrics["best"], "standardize": self.standardize, **extra})
         try:

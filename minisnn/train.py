@@ -192,8 +192,8 @@ def _stop(cluster, status, message, shared=False):
 def _main(given, callbacks, cluster):
     quiet = bool(given.get("quiet", False)) or not cluster.is_root
     mode, config, ckpt = resolve_run(given, cluster)
-    best, standardize, partial, init_from = (checkpoint.run_state(ckpt) if ckpt is not None
-                                             else ({"epoch": None, "val_accuracy": None}, None, None, None))
+    best, standardize, partial, init_from, start = (checkpoint.run_state(ckpt) if ckpt is not None
+                                                    else ({"epoch": None, "val_accuracy": None}, None, None, None, None))
     backend = Backend(cluster.device(config["device"]), config["dtype"])                   # the device
     keep_freed_memory()                                                                    # no page faults per step
     options = models.run_options(config, workers=config["threads"] or cluster.threads())  # how it runs
@@ -278,6 +278,8 @@ def _main(given, callbacks, cluster):
                    train_samples=data.train.num_samples, val_samples=data.val.num_samples if data.val is not None else 0,
                    test_samples=data.test.num_samples, parameters=net.num_parameters(), epochs=history, best=best,
                    wall_seconds=sum(r.get("epoch_seconds", 0.0) for r in history))
+    if start is not None:
+        metrics["start"] = start                                    # the evaluation of a 0-epoch run, carried on
     status = 0
     SIGNALS.deferring = True
     try:

@@ -199,6 +199,9 @@ def test_a_run_of_0_epochs_tests_and_saves_the_converted_start(ann_run, fake_mni
     resumed = run_cli(["--resume", tmp_path / "start", "--epochs", 1, "--quiet"], tmp_path)
     straight = run_cli([*common, "--epochs", 1, "--out", tmp_path / "straight"], tmp_path)
     assert resumed.returncode == 0 and straight.returncode == 0, resumed.stderr + straight.stderr
+    after = json.loads((tmp_path / "start" / "metrics.json").read_text())
+    assert after["start"] == start["start"] and len(after["epochs"]) == 1     # the start's record carried on
+    assert "start" not in json.loads((tmp_path / "straight" / "metrics.json").read_text())
     with h5py.File(tmp_path / "straight" / "checkpoint.h5", "r") as a, \
             h5py.File(tmp_path / "start" / "checkpoint.h5", "r") as b:
         for name in a["weights"]:
