@@ -125,6 +125,9 @@ KNOBS = {k.name: k for k in [
       "docs/hybrid.md)", float, rule=(lambda v: 0 < v <= 100, "in (0, 100]"), group="optimisation", metavar="P"),
     K("convert_images", 2000, "with --init-from an ANN checkpoint: how many training images give the "
       "activation statistics", int, rule=_AT_LEAST_1, group="optimisation", metavar="N"),
+    K("calibrate_output", 0, "with --init-from an ANN checkpoint: after the conversion, scale the output layer "
+      "so that on this many of those images the spiking outputs match the ANN's in size (least squares; "
+      "0: off; docs/hybrid.md)", int, rule=(lambda v: v >= 0, ">= 0"), group="optimisation", metavar="N"),
     # -- run --------------------------------------------------------------------------------
     K("device", "cpu", "cpu (NumPy), or gpu / cuda (CuPy on GPU 0), gpu:N / cuda:N (GPU N)",
       rule=_DEVICE, experiment=False, group="run"),
@@ -147,7 +150,7 @@ del K
 #: Knobs added after checkpoints were first written, with the value older checkpoints imply.
 ADDED_LATER = {"loss_reduction": "sum", "preset": "thesis", "execution": "auto", "gradient": "aggregated",
                "network": "snn", "init_from": None, "reset": "hard", "input": "poisson",
-               "convert_percentile": 99.9, "convert_images": 2000}
+               "convert_percentile": 99.9, "convert_images": 2000, "calibrate_output": 0}
 
 #: Knobs that define the experiment: a resumed run must not change them.
 IDENTITY_KEYS = tuple(name for name, knob in KNOBS.items() if knob.experiment)
@@ -336,7 +339,7 @@ def _check_spiking(config, given):
         if "encoding_scale" in given:
             raise ConfigError("--encoding-scale sets the Poisson spike rate; with --input direct the image "
                               "enters as a current: leave out one of them")
-    converting = [_flag(k) for k in ("convert_percentile", "convert_images") if k in given]
+    converting = [_flag(k) for k in ("convert_percentile", "convert_images", "calibrate_output") if k in given]
     if converting and config["init_from"] is None:
         raise ConfigError(f"{' and '.join(converting)} apply to --init-from an ANN checkpoint; give --init-from "
                           "or leave them out")

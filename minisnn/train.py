@@ -344,10 +344,13 @@ def initialize(net, config, cluster=None, download=True):
         tested = "not recorded" if record["test_accuracy"] is None else f"{100 * record['test_accuracy']:.2f} %"
         print(f"converted the ANN of {source.path} (epoch {source.epoch}, test accuracy {tested}) "
               f"into the spiking network: {record['conversion']['percentile']}th percentile of "
-              f"{record['conversion']['images']} training images, reset {config['reset']}, input {config['input']}; "
-              "optimiser state and schedule start afresh", flush=True)
+              f"{record['conversion']['images']} training images, reset {config['reset']}, input {config['input']}"
+              + (f", output scaled by {fit['factor']:.4g} (fitted on {fit['images']} of them)"
+                 if (fit := record["conversion"].get("output_calibration")) else "")
+              + "; optimiser state and schedule start afresh", flush=True)
         return record, standardize
-    changed = [f"--{k.replace('_', '-')}" for k in ("convert_percentile", "convert_images") if config[k] != KNOBS[k].default]
+    changed = [f"--{k.replace('_', '-')}" for k in ("convert_percentile", "convert_images", "calibrate_output")
+               if config[k] != KNOBS[k].default]
     if changed:
         raise CheckpointError(f"--init-from {source.path}: {' and '.join(changed)} apply to an ANN checkpoint converted "
                               f"into a spiking run; this is a {record['network']} checkpoint for a {config['network']} run")

@@ -135,6 +135,23 @@ def test_conversion_starts_the_spiking_network_near_the_ann(reset, entry):
     assert ann.evaluate_snn(snn, test_x, test_y, T=50) < 0.7
 
 
+def test_output_calibration_fits_the_outputs_to_the_ann():
+    """After calibrate_output the least-squares factor between the spiking outputs and the ANN's is
+    1 (the fit is done), the outputs are closer to the ANN's than the conversion leaves them, and
+    the predictions are unchanged (a positive factor keeps the ranking)."""
+    net, train_x, test_x, test_y, _ = trained_bars_ann()
+    snn = models.build("lenet5", (1, 12, 12), 2, 0.25, reset="subtract", encoder=DirectInput())
+    hybrid.convert(net, snn, train_x, 99.9, T=8)
+    a, before = ann.forward(net, test_x), snn.forward(test_x, 8)
+    record = hybrid.calibrate_output(net, snn, train_x[:100], T=8)
+    after = snn.forward(test_x, 8)
+    assert record["images"] == 100 and record["factor"] > 1.2, record   # T=8 is short: outputs too small
+    np.testing.assert_allclose(after, before * record["factor"], rtol=1e-5, atol=1e-7)
+    assert ((after - a) ** 2).sum() < 0.8 * ((before - a) ** 2).sum()
+    assert abs(hybrid.calibrate_output(net, snn, train_x[:100], T=8)["factor"] - 1) < 1e-6
+    assert (after.argmax(1) == before.argmax(1)).all()
+
+
 # ------------------------------------------------------------------------------------------
 # the command line
 # ------------------------------------------------------------------------------------------
@@ -223,9 +240,25 @@ def test_hybrid_bad_combinations_exit_2(ann_run, fake_mnist, tmp_path, args, exp
     assert not (tmp_path / "run").exists()
 
 
+def test_calibrated_output_is_recorded_and_keeps_the_predictions(ann_run, fake_mnist, tmp_path):
+    """--calibrate-output N: the factor and N in the conversion's record; the converted network's
+    test accuracy is the uncalibrated one's (a positive factor on the output keeps the argmax)."""
+    common = ["--init-from", ann_run[0], "--data-dir", fake_mnist, *HYBRID, "--epochs", 0]
+    plain = run_cli([*common, "--out", tmp_path / "plain"], tmp_path)
+    fitted = run_cli([*common, "--calibrate-output", 32, "--out", tmp_path / "fitted"], tmp_path)
+    assert plain.returncode == 0 and fitted.returncode == 0, plain.stderr + fitted.stderr
+    record = json.loads((tmp_path / "fitted" / "metrics.json").read_text())["init_from"]["conversion"]
+    assert record["output_calibration"]["images"] == 32 and record["output_calibration"]["factor"] > 0
+    assert "output_calibration" not in json.loads((tmp_path / "plain" / "metrics.json").read_text())["init_from"]["conversion"]
+    assert last_json(fitted.stdout)["test_accuracy"] == last_json(plain.stdout)["test_accuracy"]
+    assert last_json(fitted.stdout)["test_loss"] != last_json(plain.stdout)["test_loss"]
+
+
 def test_conversion_flags_need_an_ann_source(ann_run, fake_mnist, tmp_path):
     alone = run_cli(["--data-dir", fake_mnist, "--convert-percentile", 99, *TINY, "--out", tmp_path / "a"], tmp_path)
     assert alone.returncode == 2 and "--init-from" in error_line(alone)
+    fit_alone = run_cli(["--data-dir", fake_mnist, "--calibrate-output", 10, *TINY, "--out", tmp_path / "c"], tmp_path)
+    assert fit_alone.returncode == 2 and "--calibrate-output" in error_line(fit_alone)
     ann_into_ann = run_cli(["--network", "ann", "--init-from", ann_run[0], "--data-dir", fake_mnist,
                             "--convert-images", 10, *TINY, "--out", tmp_path / "b"], tmp_path)
     assert ann_into_ann.returncode == 2 and "--convert-images" in error_line(ann_into_ann)
