@@ -19,7 +19,9 @@ per step), and W_l (lambda_{l-1} x rate_{l-1}) / lambda_l is the ReLU's input / 
 spiking pool (IF, threshold theta = 0.75) fires at the window's average rate / theta, so each of
 its spikes stands for theta times the scale coming in: lambda <- theta lambda. g makes the
 leaky output layer (eq 3.5: U^L(T) / T with leak lambda per step) return the ANN's output for
-a constant rate, so the loss starts where the ANN's stands. In a residual block, conv_a is
+a constant rate, so the loss starts where the ANN's stands; in a short window the deep layers
+start late and the outputs come out smaller, which :func:`calibrate_output` (``--calibrate-output``)
+fits afterwards with one factor on the output layer. In a residual block, conv_a is
 scaled by lambda_in / lambda_a, conv_b by lambda_a / lambda_b and a 1x1 skip convolution by
 lambda_in / lambda_b; a parameter-free skip (identity, subsample) cannot be scaled, so that
 block keeps its input's scale, lambda_b = lambda_in, which is exact.
@@ -152,6 +154,9 @@ def calibrate_output(ann_net, snn, images, T, batch_size=64):
     if not power > 0:
         raise ConversionError("no spike reached the output layer on the calibration images; lower the percentile")
     factor = cross / power
+    if not factor > 0:
+        raise ConversionError(f"the spiking outputs run against the ANN's on the calibration images (least-squares "
+                              f"factor {factor:.3g}): the conversion failed; check the percentile and T")
     output = snn.layers[-1].name + "."
     snn.load_parameters({k: (v * factor if k.startswith(output) else v) for k, v in snn.parameters().items()})
     return {"factor": factor, "images": len(images)}
@@ -196,5 +201,5 @@ def initialize_from_ann(net, source, config, standardize=None, download=True):
             "input": config["input"], "timesteps": config["timesteps"], **record}
 
 
-__all__ = ["ConversionError", "calibrate_output", "convert", "load_converted", "weight_factors", "input_scale", "output_gain",
-           "calibration_images", "initialize_from_ann"]
+__all__ = ["ConversionError", "calibrate_output", "convert", "load_converted", "weight_factors", "input_scale",
+           "output_gain", "calibration_images", "initialize_from_ann"]

@@ -150,6 +150,13 @@ def test_output_calibration_fits_the_outputs_to_the_ann():
     assert ((after - a) ** 2).sum() < 0.8 * ((before - a) ** 2).sum()
     assert abs(hybrid.calibrate_output(net, snn, train_x[:100], T=8)["factor"] - 1) < 1e-6
     assert (after.argmax(1) == before.argmax(1)).all()
+    hybrid.load_converted(net, snn, {name: 1e4 for name in ("lif1", "lif2", "lif_fc1")}, T=8)     # silent
+    with pytest.raises(hybrid.ConversionError, match="no spike reached the output layer"):
+        hybrid.calibrate_output(net, snn, train_x[:100], T=8)
+    hybrid.load_converted(net, snn, {name: 1.0 for name in ("lif1", "lif2", "lif_fc1")}, T=8)
+    snn.load_parameters({k: (-v if k.startswith("output.") else v) for k, v in snn.parameters().items()})  # flipped
+    with pytest.raises(hybrid.ConversionError, match="run against the ANN's"):
+        hybrid.calibrate_output(net, snn, train_x[:100], T=8)
 
 
 # ------------------------------------------------------------------------------------------
