@@ -152,6 +152,9 @@ ADDED_LATER = {"loss_reduction": "sum", "preset": "thesis", "execution": "auto",
                "network": "snn", "init_from": None, "reset": "hard", "input": "poisson",
                "convert_percentile": 99.9, "convert_images": 2000, "calibrate_output": 0}
 
+#: Knobs of the conversion of an ANN checkpoint given to --init-from (hybrid training).
+CONVERSION_KNOBS = ("convert_percentile", "convert_images", "calibrate_output")
+
 #: Knobs that define the experiment: a resumed run must not change them.
 IDENTITY_KEYS = tuple(name for name, knob in KNOBS.items() if knob.experiment)
 
@@ -339,7 +342,7 @@ def _check_spiking(config, given):
         if "encoding_scale" in given:
             raise ConfigError("--encoding-scale sets the Poisson spike rate; with --input direct the image "
                               "enters as a current: leave out one of them")
-    converting = [_flag(k) for k in ("convert_percentile", "convert_images", "calibrate_output") if k in given]
+    converting = [_flag(k) for k in CONVERSION_KNOBS if k in given]
     if converting and config["init_from"] is None:
         raise ConfigError(f"{' and '.join(converting)} apply to --init-from an ANN checkpoint; give --init-from "
                           "or leave them out")

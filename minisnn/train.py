@@ -34,7 +34,7 @@ from pathlib import Path
 from . import checkpoint, events, models
 from .backend import Backend, DeviceError, keep_freed_memory
 from .checkpoint import CheckpointError
-from .config import EVAL_MAY_CHANGE, KNOBS, ConfigError, add_flags, resolve, resolve_stored
+from .config import CONVERSION_KNOBS, EVAL_MAY_CHANGE, KNOBS, ConfigError, add_flags, resolve, resolve_stored
 from .data import DatasetError, pipeline
 from .distributed import Agreed, DistributedError, Solo, connect, launcher_rank
 from .epochs import evaluate, evaluate_start, fit
@@ -280,7 +280,7 @@ def _main(given, callbacks, cluster):
                    wall_seconds=sum(r.get("epoch_seconds", 0.0) for r in history))
     if start is not None:
         metrics["start"] = start                                    # the evaluation of a 0-epoch run, carried on
-    status = 0
+    status, kept = 0, out / "checkpoint.h5"                        # kept: the last completed epoch, if any
     SIGNALS.deferring = True
     try:
         cluster.root_writes(lambda: run.write(metrics), lambda exc: write_failure(exc, out))   # the config, first
@@ -293,14 +293,12 @@ def _main(given, callbacks, cluster):
     except Interrupted as exc:
         saved = getattr(exc, "saved", None)
         metrics.update(status="interrupted", resume_command=f"python -m minisnn.train --resume {saved}" if saved else None)
-        kept = out / "checkpoint.h5"
         aborted = f"aborted; the last completed epoch is in {kept}" if kept.exists() else "aborted; nothing was saved"
         print(f"minisnn.train: {exc} received; " + (f"the run is saved in {saved}; resume it with:\n  "
               f"{metrics['resume_command']}" if saved else aborted), file=sys.stderr, flush=True)
         status = 128 + exc.signum
     except (Stop, Agreed, OSError) as exc:
         status, reason = write_failure(exc, out) if isinstance(exc, (Stop, OSError)) else (exc.status, str(exc))
-        kept = out / "checkpoint.h5"
         metrics["status"] = f"failed: {reason}"
         _fail(f"{reason}; " + (f"the last good checkpoint {kept} is kept" if kept.exists() else "no checkpoint had been written yet"))
     finally:
@@ -349,8 +347,7 @@ def initialize(net, config, cluster=None, download=True):
                  if (fit := record["conversion"].get("output_calibration")) else "")
               + "; optimiser state and schedule start afresh", flush=True)
         return record, standardize
-    changed = [f"--{k.replace('_', '-')}" for k in ("convert_percentile", "convert_images", "calibrate_output")
-               if config[k] != KNOBS[k].default]
+    changed = [f"--{k.replace('_', '-')}" for k in CONVERSION_KNOBS if config[k] != KNOBS[k].default]
     if changed:
         raise CheckpointError(f"--init-from {source.path}: {' and '.join(changed)} apply to an ANN checkpoint converted "
                               f"into a spiking run; this is a {record['network']} checkpoint for a {config['network']} run")
