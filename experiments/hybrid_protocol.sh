@@ -14,12 +14,14 @@
 #   ANN_EPOCHS        24                   Adam, lr 5e-4, batch 64, lr x0.2 at ANN_MILESTONES
 #   ANN_MILESTONES    15,20,23
 #   HYBRID_T          20                   the hybrid's time steps (reset by subtraction,
-#   HYBRID_EPOCHS     4                    direct input), Adam lr 1e-4, x0.2 at HYBRID_MILESTONES
-#   HYBRID_MILESTONES 2,3
+#   HYBRID_EPOCHS     1                    direct input, output layer calibrated on CALIBRATE_OUTPUT
+#   HYBRID_LIMIT_TRAIN 10000               training images), Adam at HYBRID_LR over HYBRID_EPOCHS
+#   HYBRID_LR         0.00001              passes of HYBRID_LIMIT_TRAIN images (0: all 50,000),
+#   HYBRID_MILESTONES none                 lr x0.2 at HYBRID_MILESTONES
+#   CALIBRATE_OUTPUT  500
 #   CONVERT_STEPS     20,50,100            T of the conversion table (stage 2)
 #   CONVERT_PERCENTILE 90                  activation percentile of the conversion table (stage 2)
-#   HYBRID_PERCENTILE 99.9                 ... and of the hybrid's start (stage 3; from the 90th
-#                                          spike training ends no higher, docs/results.md)
+#   HYBRID_PERCENTILE 90                   ... and of the hybrid's start (stage 3)
 #   SWEEP_STEPS       10,20,30,50,100      T of the hybrid's sweep (stage 4)
 #   LIMIT             0                    test images of stages 2 and 4 (0: all 10,000)
 #   TRAIN_EXTRA       ""                   more flags for both trainings (--threads 1, --device gpu, ...)
@@ -30,11 +32,14 @@ OUT=${OUT:-runs/hybrid}
 ANN_EPOCHS=${ANN_EPOCHS:-24}
 ANN_MILESTONES=${ANN_MILESTONES-15,20,23}
 HYBRID_T=${HYBRID_T:-20}
-HYBRID_EPOCHS=${HYBRID_EPOCHS:-4}
-HYBRID_MILESTONES=${HYBRID_MILESTONES-2,3}
+HYBRID_EPOCHS=${HYBRID_EPOCHS:-1}
+HYBRID_LIMIT_TRAIN=${HYBRID_LIMIT_TRAIN:-10000}
+HYBRID_LR=${HYBRID_LR:-0.00001}
+HYBRID_MILESTONES=${HYBRID_MILESTONES-none}
+CALIBRATE_OUTPUT=${CALIBRATE_OUTPUT:-500}
 CONVERT_STEPS=${CONVERT_STEPS:-20,50,100}
 CONVERT_PERCENTILE=${CONVERT_PERCENTILE:-90}
-HYBRID_PERCENTILE=${HYBRID_PERCENTILE:-99.9}
+HYBRID_PERCENTILE=${HYBRID_PERCENTILE:-90}
 SWEEP_STEPS=${SWEEP_STEPS:-10,20,30,50,100}
 LIMIT=${LIMIT:-0}
 TRAIN_EXTRA=${TRAIN_EXTRA:-}
@@ -72,8 +77,9 @@ for model in $MODELS; do
 
   echo "== $model (3/4): hybrid, T=$HYBRID_T -> $hybrid"
   train "$hybrid" --model "$model" -T "$HYBRID_T" --init-from "$ann/checkpoint.h5" \
-    --convert-percentile "$HYBRID_PERCENTILE" --reset subtract --input direct --optimizer adam --lr 0.0001 \
-    --epochs "$HYBRID_EPOCHS" --milestones "$HYBRID_MILESTONES"
+    --convert-percentile "$HYBRID_PERCENTILE" --calibrate-output "$CALIBRATE_OUTPUT" --reset subtract \
+    --input direct --optimizer adam --lr "$HYBRID_LR" --epochs "$HYBRID_EPOCHS" --milestones "$HYBRID_MILESTONES" \
+    $([ "$HYBRID_LIMIT_TRAIN" -gt 0 ] && echo --limit-train "$HYBRID_LIMIT_TRAIN")
 
   echo "== $model (4/4): accuracy, SOPs and energy against T -> $hybrid/analysis"
   if [ -f "$hybrid/analysis/analysis.json" ]; then echo "done already"; else

@@ -138,18 +138,19 @@ def load_converted(ann_net, snn, scales, T=None):
     return {"scales": used, "output_gain": output_gain(snn.layers[-1].leak, T), "input_scale": input_scale(snn.encoder)}
 
 
-def calibrate_output(ann_net, snn, images, T, batch_size=64):
+def calibrate_output(ann_net, snn, images, T, batch_size=64, seed=0):
     """Scale the output layer of the converted ``snn`` by s = <a, o> / <o, o>, the least-squares
     fit of its outputs o = U^L(T)/T (eq 3.5) to the ANN's outputs a on ``images`` (host, as
     :func:`convert` takes them). Weight normalisation keeps the ANN's ranking of the classes but
     not the outputs' size (spikes reach the deep layers late in a short window, and the largest
     activations are clipped), and the squared-error loss (eq 3.8) then spends the first steps of
-    spike training on that size. Returns the record: s and the images."""
+    spike training on that size. Poisson inputs draw from the run's ``seed``. Returns the record: s
+    and the images."""
     cross = power = 0.0                                  # the ANN and the spiking network share a backend
     for b, start in enumerate(range(0, len(images), batch_size)):
         x = snn.backend.to_device(images[start:start + batch_size].astype(snn.backend.dtype))
         a = ann.forward(ann_net, x)
-        o = snn.forward(x, T, rng_key=(0, "calibrate", b))
+        o = snn.forward(x, T, rng_key=(seed, "calibrate", b))
         cross, power = cross + float((a * o).sum()), power + float((o * o).sum())
     if not power > 0:
         raise ConversionError("no spike reached the output layer on the calibration images; lower the percentile")
@@ -194,7 +195,7 @@ def initialize_from_ann(net, source, config, standardize=None, download=True):
         record = convert(ann_net, net, images, config["convert_percentile"], T=config["timesteps"])
         if config["calibrate_output"]:
             record["output_calibration"] = calibrate_output(ann_net, net, images[:config["calibrate_output"]],
-                                                            config["timesteps"])
+                                                            config["timesteps"], seed=config["seed"])
     except ConversionError as exc:
         raise CheckpointError(f"--init-from {source.path}: {exc}") from None
     return {"percentile": config["convert_percentile"], "images": len(images), "reset": config["reset"],

@@ -36,7 +36,8 @@ def test_the_four_stages_write_their_records_and_a_rerun_changes_nothing(tmp_pat
         {("hard", "poisson"), ("hard", "direct"), ("subtract", "poisson"), ("subtract", "direct")}
     hybrid = json.loads((out / "vgg9_hybrid_T10" / "metrics.json").read_text())
     assert hybrid["init_from"]["network"] == "ann" and hybrid["status"] == "completed"
-    assert hybrid["init_from"]["conversion"]["percentile"] == 99.9
+    assert hybrid["init_from"]["conversion"]["percentile"] == 90
+    assert hybrid["init_from"]["conversion"]["output_calibration"]["images"] == 32    # all of --limit-train 32
     assert (hybrid["config"]["reset"], hybrid["config"]["input"], hybrid["config"]["timesteps"]) == ("subtract", "direct", 10)
     analysis = json.loads((out / "vgg9_hybrid_T10" / "analysis" / "analysis.json").read_text())
     assert [s["T"] for s in analysis["sweep"]] == [5, 10] and analysis["input"] == "analog"
