@@ -276,7 +276,8 @@ def resolve(given: dict, base: dict | None = None) -> dict:
     return {name: config[name] for name in KNOBS}
 
 
-def _flag(name):
+def flag(name):
+    """The command-line flag of a knob: ``batch_size`` -> ``--batch-size``."""
     return "--" + name.replace("_", "-")
 
 
@@ -287,7 +288,7 @@ def _check(name, value):
     if value is None:
         if knob.optional:
             return
-        raise ConfigError(f"{_flag(name)} must be given a value, got none")
+        raise ConfigError(f"{flag(name)} must be given a value, got none")
     if knob.type is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         what = "a finite number"
@@ -299,11 +300,11 @@ def _check(name, value):
     else:
         ok, what = isinstance(value, str), "a string"
     if not ok:
-        raise ConfigError(f"{_flag(name)} must be {what}, got {value!r}")
+        raise ConfigError(f"{flag(name)} must be {what}, got {value!r}")
     if knob.choices is not None and value not in knob.choices:
-        raise ConfigError(f"{_flag(name)} must be one of {', '.join(knob.choices)}, got {value!r}")
+        raise ConfigError(f"{flag(name)} must be one of {', '.join(knob.choices)}, got {value!r}")
     if knob.rule is not None and not knob.rule[0](value):
-        raise ConfigError(f"{_flag(name)} must be {knob.rule[1]}, got {value!r}")
+        raise ConfigError(f"{flag(name)} must be {knob.rule[1]}, got {value!r}")
 
 
 def _check_width(model, width):
@@ -328,7 +329,7 @@ def _check_network(config):
 def _check_spiking(config, given):
     """The spiking network's reset and input: combinations that cannot work, named."""
     if config["network"] == "ann":
-        named = [_flag(k) for k in ("reset", "input") if k in given]
+        named = [flag(k) for k in ("reset", "input") if k in given]
         if named:
             raise ConfigError(f"{' and '.join(named)} describe the spiking network; --network ann has ReLU units "
                               "and always takes the image itself: leave them out")
@@ -342,7 +343,7 @@ def _check_spiking(config, given):
         if "encoding_scale" in given:
             raise ConfigError("--encoding-scale sets the Poisson spike rate; with --input direct the image "
                               "enters as a current: leave out one of them")
-    converting = [_flag(k) for k in CONVERSION_KNOBS if k in given]
+    converting = [flag(k) for k in CONVERSION_KNOBS if k in given]
     if converting and config["init_from"] is None:
         raise ConfigError(f"{' and '.join(converting)} apply to --init-from an ANN checkpoint; give --init-from "
                           "or leave them out")
@@ -369,7 +370,7 @@ def resolve_stored(given, stored, mode):
     unless --limit-test is given). ConfigError for a flag that would change the experiment."""
     stored = upgrade_stored(stored)
     fixed = [k for k in IDENTITY_KEYS if mode == "resume" or k not in EVAL_MAY_CHANGE]
-    clashes = [f"{_flag(k)} {given[k]!r} (checkpoint: {stored[k]!r})" for k in fixed if k in given and given[k] != stored[k]]
+    clashes = [f"{flag(k)} {given[k]!r} (checkpoint: {stored[k]!r})" for k in fixed if k in given and given[k] != stored[k]]
     if clashes:
         raise ConfigError(f"model/config mismatch, --{'resume' if mode == 'resume' else 'eval-only'} cannot change "
                           + ", ".join(clashes))
@@ -395,7 +396,7 @@ def add_flags(parser):
     types = {int: int, float: float, list: _milestones, str: None}
     for name, knob in KNOBS.items():
         group = groups.get(knob.group) or groups.setdefault(knob.group, parser.add_argument_group(knob.group))
-        flags = [_flag(name)] + (["-T"] if name == "timesteps" else [])
+        flags = [flag(name)] + (["-T"] if name == "timesteps" else [])
         group.add_argument(*flags, dest=name, type=types[knob.type], choices=knob.choices, metavar=knob.metavar,
                            default=argparse.SUPPRESS, help=knob.help + describe_default(name))
     return groups
@@ -422,4 +423,4 @@ def describe_default(name):
 
 __all__ = ["KNOBS", "PRESET", "IDENTITY_KEYS", "ADDED_LATER", "EVAL_MAY_CHANGE", "ADAM_LR",
            "THESIS_MODEL", "FAST_PRESET", "ConfigError", "resolve", "resolve_stored", "upgrade_stored", "preset_values",
-           "describe_default", "add_flags"]
+           "describe_default", "add_flags", "flag", "CONVERSION_KNOBS"]

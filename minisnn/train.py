@@ -34,7 +34,7 @@ from pathlib import Path
 from . import checkpoint, events, models
 from .backend import Backend, DeviceError, keep_freed_memory
 from .checkpoint import CheckpointError
-from .config import CONVERSION_KNOBS, EVAL_MAY_CHANGE, KNOBS, ConfigError, add_flags, resolve, resolve_stored
+from .config import CONVERSION_KNOBS, EVAL_MAY_CHANGE, KNOBS, ConfigError, add_flags, flag, resolve, resolve_stored
 from .data import DatasetError, pipeline
 from .distributed import Agreed, DistributedError, Solo, connect, launcher_rank
 from .epochs import evaluate, evaluate_start, fit
@@ -65,10 +65,10 @@ EXIT_STATUS = {
 # -------------------------------------------------------------------------------------------
 
 def build_parser():
-    resumable = [f"--{k.replace('_', '-')}" for k, knob in KNOBS.items() if not knob.experiment]
+    resumable = [flag(k) for k, knob in KNOBS.items() if not knob.experiment]
     epilog = ("with --resume only these flags may be given: " + ", ".join(resumable)
               + ", --out, --quiet, --no-download, --distributed (others only with the checkpoint's value); with --eval-only "
-              "also --" + ", --".join(k.replace("_", "-") for k in EVAL_MAY_CHANGE)
+              "also " + ", ".join(flag(k) for k in EVAL_MAY_CHANGE)
               + ".\n\nexit status:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_STATUS.items())
               + "\n\nThe last line printed on stdout is a JSON summary.")
     p = argparse.ArgumentParser(
@@ -347,7 +347,7 @@ def initialize(net, config, cluster=None, download=True):
                  if (fit := record["conversion"].get("output_calibration")) else "")
               + "; optimiser state and schedule start afresh", flush=True)
         return record, standardize
-    changed = [f"--{k.replace('_', '-')}" for k in CONVERSION_KNOBS if config[k] != KNOBS[k].default]
+    changed = [flag(k) for k in CONVERSION_KNOBS if config[k] != KNOBS[k].default]
     if changed:
         raise CheckpointError(f"--init-from {source.path}: {' and '.join(changed)} apply to an ANN checkpoint converted "
                               f"into a spiking run; this is a {record['network']} checkpoint for a {config['network']} run")
